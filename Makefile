@@ -1,0 +1,37 @@
+# The two front-door commands are `make demo` and `make test`; everything else is a building block.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+LOCK := requirements/dev.lock
+
+.PHONY: venv test lint typecheck demo bench lock clean
+
+$(BIN)/python: $(LOCK) pyproject.toml
+	$(PYTHON) -m pip install -q uv
+	$(PYTHON) -m uv venv -q --allow-existing --python $(PYTHON) $(VENV)
+	VIRTUAL_ENV=$(VENV) $(PYTHON) -m uv pip sync -q $(LOCK)
+	VIRTUAL_ENV=$(VENV) $(PYTHON) -m uv pip install -q --no-deps -e .
+	touch $(BIN)/python
+
+venv: $(BIN)/python
+
+lock:
+	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform x86_64-unknown-linux-gnu -o $(LOCK)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: venv lint
+	$(BIN)/python -m pytest -q -ra
+
+demo: venv
+	$(BIN)/python -m sandbox.demo
+
+bench: venv
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
