@@ -1,0 +1,612 @@
+"""Hook for the Atlassian Cloud Organizations REST API audit log (``/admin/v1/orgs/{orgId}/events...``).
+
+Reads every event of a half-open time window ``[start, end)`` exactly once, page by page, within the API's
+per-path rate limits, and survives 429s, 5xx bursts, connection resets and timeouts.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+import tenacity
+from airflow.sdk import BaseHook
+
+from airflow_provider_atlassian_qradar.windows import Window, parse_timestamp_ms
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.atlassian.com"
+STREAM = "events-stream"
+EVENTS = "events"
+# Documented per-path limits: 50/min on events-stream (per Elastic's README), 10/min on /events (Atlassian).
+DEFAULT_REQUESTS_PER_MINUTE = {STREAM: 50.0, EVENTS: 10.0}
+MAX_RATE_LIMIT_WAIT_SECONDS = 300.0
+# How many recent event ids are remembered to drop repeats. Repeats happen at page boundaries, so a bounded
+# memory keeps a 1M-event window at constant RSS; a whole-window restart skips by position instead.
+RECENT_IDS_REMEMBERED = 100_000
+
+
+class AtlassianApiError(Exception):
+    """The Atlassian API refused a request in a way that retrying will not fix. The text says what to fix."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class _RetryableResponse(Exception):
+    """A 429 or 5xx answer, carrying how long the server asked us to wait (if it said)."""
+
+    def __init__(self, status: int, wait_seconds: float | None, detail: str) -> None:
+        super().__init__(f"HTTP {status}: {detail}")
+        self.status = status
+        self.wait_seconds = wait_seconds
+
+
+@dataclass
+class FetchStats:
+    """Counters of one hook's API work, reported in the operator's summary."""
+
+    requests: int = 0
+    pages: int = 0
+    events: int = 0
+    duplicates_skipped: int = 0
+    out_of_window_skipped: int = 0
+    rate_limited: int = 0
+    retries: int = 0
+    pacing_seconds: float = 0.0
+    restarts: int = 0
+
+
+@dataclass
+class Page:
+    """One page of a window walk.
+
+    :param events: the new events of this page (repeats and out-of-window events already removed).
+    :param next_cursor: the cursor of the following page, or None at the end.
+    :param position: how many events of the window were yielded before this page.
+    """
+
+    events: list[dict[str, Any]]
+    next_cursor: str | None
+    position: int
+
+
+@dataclass
+class _RequestPacer:
+    """Keep at most ``per_minute`` requests in any 60 s, per endpoint path (a sliding-window log)."""
+
+    per_minute: float
+    sent: deque[float] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait(self) -> float:
+        """Sleep until one more request fits in the limit; return the seconds slept."""
+        if self.per_minute <= 0:
+            return 0.0
+        slept = 0.0
+        with self.lock:
+            while True:
+                now = time.monotonic()
+                while self.sent and now - self.sent[0] >= 60.0:
+                    self.sent.popleft()
+                if len(self.sent) < max(1, int(self.per_minute)):
+                    self.sent.append(now)
+                    return slept
+                pause = 60.0 - (now - self.sent[0]) + 0.01
+                time.sleep(pause)
+                slept += pause
+
+
+class _RecentIds:
+    """A bounded set of recently seen event ids (FIFO eviction)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._order: deque[str] = deque()
+        self._members: set[str] = set()
+
+    def add(self, event_id: str) -> bool:
+        """Remember an id; return False if it was already there."""
+        if event_id in self._members:
+            return False
+        self._members.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > self._capacity:
+            self._members.discard(self._order.popleft())
+        return True
+
+
+def _retry_wait_seconds(response: requests.Response) -> float | None:
+    """Read how long a 429 asks us to wait: Retry-After, then X-Retry-After, then X-RateLimit-Reset."""
+    for header in ("Retry-After", "X-Retry-After"):
+        value = response.headers.get(header)
+        if not value:
+            continue
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value) if header == "Retry-After" else None
+            if parsed is not None:
+                return max(0.0, (parsed - datetime.now(timezone.utc)).total_seconds())
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            reset_ms = parse_timestamp_ms(reset)
+        except ValueError:
+            return None
+        return max(0.0, reset_ms / 1000.0 - time.time())
+    return None
+
+
+def _error_detail(response: requests.Response) -> tuple[str | None, str]:
+    """Return (ADMIN-… code, human text) from an Atlassian error body, tolerating any body."""
+    try:
+        errors = response.json().get("errors") or []
+        first = errors[0] if errors else {}
+        code = first.get("code")
+        text = " ".join(str(first.get(k)) for k in ("title", "detail") if first.get(k))
+        return code, text or response.reason
+    except (ValueError, AttributeError, TypeError, IndexError):
+        return None, response.reason or f"HTTP {response.status_code}"
+
+
+class AtlassianAuditLogHook(BaseHook):
+    """Read the Atlassian Cloud organization audit log.
+
+    Connection (type ``atlassian_admin``): ``host`` = API base URL (default ``https://api.atlassian.com``),
+    ``login`` = Organization ID, ``password`` = organization API key (sent as ``Authorization: Bearer``).
+    Extras: ``page_size`` (default 200), ``stream_requests_per_minute`` (default 50),
+    ``events_requests_per_minute`` (default 10), ``timeout`` seconds (default 60), ``max_retries`` (default 8).
+
+    :param atlassian_conn_id: the Airflow connection id.
+    :param page_size: events per request; overrides the connection's ``page_size``.
+    :param requests_per_minute: pacing per path, e.g. ``{"events-stream": 25}``; overrides the connection.
+    """
+
+    conn_name_attr = "atlassian_conn_id"
+    default_conn_name = "atlassian_admin_default"
+    conn_type = "atlassian_admin"
+    hook_name = "Atlassian Organization Admin API"
+    # Tests swap this to record the waits instead of sleeping through them.
+    _sleep = staticmethod(time.sleep)
+
+    def __init__(
+        self,
+        atlassian_conn_id: str = default_conn_name,
+        *,
+        page_size: int | None = None,
+        requests_per_minute: Mapping[str, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.atlassian_conn_id = atlassian_conn_id
+        self._page_size_override = page_size
+        self._rpm_override = dict(requests_per_minute or {})
+        self.stats = FetchStats()
+        self._event_actions: dict[str, dict[str, Any]] | None = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel the connection form for Airflow 3.1 (3.2+ reads the same from the provider info)."""
+        return {
+            "hidden_fields": ["schema", "port"],
+            "relabeling": {"host": "API base URL", "login": "Organization ID", "password": "API key"},
+            "placeholders": {
+                "host": DEFAULT_BASE_URL,
+                "login": "your organization id (admin.atlassian.com > Settings > API keys)",
+                "password": "organization API key with scope read:events:admin",
+                "extra": '{"page_size": 200, "stream_requests_per_minute": 50}',
+            },
+        }
+
+    # --- connection ------------------------------------------------------------------------------------------
+
+    @cached_property
+    def _connection_settings(self) -> dict[str, Any]:
+        conn = self.get_connection(self.atlassian_conn_id)
+        if not conn.login:
+            raise AtlassianApiError(
+                f"connection {self.atlassian_conn_id!r} has no Organization ID: put it in the login field"
+            )
+        if not conn.password:
+            raise AtlassianApiError(
+                f"connection {self.atlassian_conn_id!r} has no API key: put the organization API key "
+                "(admin.atlassian.com > Settings > API keys) in the password field"
+            )
+        _mask(conn.password)
+        extra = conn.extra_dejson or {}
+        host = (conn.host or DEFAULT_BASE_URL).strip().rstrip("/")
+        if "://" not in host:
+            host = f"https://{host}"
+        if conn.port and urlsplit(host).port is None:
+            host = f"{host}:{conn.port}"
+        rpm = {
+            STREAM: float(extra.get("stream_requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE[STREAM])),
+            EVENTS: float(extra.get("events_requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE[EVENTS])),
+        }
+        rpm.update({k: float(v) for k, v in self._rpm_override.items()})
+        page_size = int(self._page_size_override or extra.get("page_size", 200))
+        if not 1 <= page_size <= 1000:
+            raise ValueError(f"page_size {page_size} is out of range: use 1..1000 (200 is the API default)")
+        return {
+            "base_url": host,
+            "org_id": conn.login.strip(),
+            "api_key": conn.password,
+            "page_size": page_size,
+            "rpm": rpm,
+            "timeout": float(extra.get("timeout", 60)),
+            "max_retries": int(extra.get("max_retries", 8)),
+        }
+
+    @property
+    def base_url(self) -> str:
+        """The API base URL, e.g. ``https://api.atlassian.com``."""
+        return str(self._connection_settings["base_url"])
+
+    @property
+    def org_id(self) -> str:
+        """The organization id from the connection's login."""
+        return str(self._connection_settings["org_id"])
+
+    @property
+    def page_size(self) -> int:
+        """Events requested per page."""
+        return int(self._connection_settings["page_size"])
+
+    @cached_property
+    def _pacers(self) -> dict[str, _RequestPacer]:
+        return {path: _RequestPacer(rpm) for path, rpm in self._connection_settings["rpm"].items()}
+
+    def get_conn(self) -> requests.Session:
+        """Return the requests session, with the bearer token set."""
+        return self._session
+
+    @cached_property
+    def _session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(
+            {
+                "Authorization": f"Bearer {self._connection_settings['api_key']}",
+                "Accept": "application/json",
+                "User-Agent": "airflow-provider-atlassian-qradar",
+            }
+        )
+        return session
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(atlassian_conn_id={self.atlassian_conn_id!r})"
+
+    # --- one request -----------------------------------------------------------------------------------------
+
+    def _org_path(self, suffix: str) -> str:
+        return f"{self.base_url}/admin/v1/orgs/{self.org_id}/{suffix}"
+
+    def _get_json(self, path_kind: str, url: str, params: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+        """GET with pacing, 429 handling and bounded retries of 5xx, resets and timeouts."""
+        settings = self._connection_settings
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(
+                (
+                    _RetryableResponse,
+                    requests.ConnectionError,
+                    requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError,
+                    ValueError,
+                )
+            ),
+            wait=self._wait_before_retry,
+            stop=tenacity.stop_after_attempt(settings["max_retries"] + 1),
+            before_sleep=self._log_retry,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            return retrying(self._get_json_once, path_kind, url, params)
+        except _RetryableResponse as err:
+            raise AtlassianApiError(
+                f"Atlassian kept answering HTTP {err.status} for {url} after {settings['max_retries']} retries "
+                f"({err}). If it is 429, lower the request rate (fewer parallel windows, or the connection extra "
+                "'stream_requests_per_minute'); if 5xx, the API is degraded: the task retry will resume later.",
+                status=err.status,
+            ) from None
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
+            raise AtlassianApiError(
+                f"could not reach the Atlassian API at {self.base_url} after {settings['max_retries']} retries "
+                f"({type(err).__name__}): check the connection host, DNS and outbound firewall/proxy"
+            ) from None
+        except ValueError as err:
+            raise AtlassianApiError(
+                f"Atlassian returned a body that is not valid JSON for {url} after "
+                f"{settings['max_retries']} retries ({err}); the task retry will try again"
+            ) from None
+
+    def _get_json_once(self, path_kind: str, url: str, params: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+        self.stats.pacing_seconds += self._pacers[path_kind].wait() if path_kind in self._pacers else 0.0
+        self.stats.requests += 1
+        response = self._session.get(url, params=list(params), timeout=self._connection_settings["timeout"])
+        status = response.status_code
+        if status == 429:
+            self.stats.rate_limited += 1
+            raise _RetryableResponse(status, _retry_wait_seconds(response), "rate limited")
+        if status >= 500:
+            raise _RetryableResponse(status, None, _error_detail(response)[1])
+        if status >= 400:
+            raise self._client_error(response)
+        body = response.json()
+        if not isinstance(body, dict):
+            raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+        return body
+
+    def _wait_before_retry(self, retry_state: tenacity.RetryCallState) -> float:
+        self.stats.retries += 1
+        outcome = retry_state.outcome
+        err = outcome.exception() if outcome is not None else None
+        if isinstance(err, _RetryableResponse) and err.wait_seconds is not None:
+            return min(err.wait_seconds, MAX_RATE_LIMIT_WAIT_SECONDS) + random.uniform(0, 0.25)
+        # No hint from the server: exponential backoff with full jitter, 1 s to 60 s.
+        ceiling = min(60.0, 2.0 ** (retry_state.attempt_number - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
+        outcome = retry_state.outcome
+        err = outcome.exception() if outcome is not None else None
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        self.log.warning("Atlassian API: %s; retry %d in %.1f s", _describe(err), retry_state.attempt_number, wait)
+
+    def _client_error(self, response: requests.Response) -> AtlassianApiError:
+        status = response.status_code
+        code, detail = _error_detail(response)
+        org = self.org_id
+        fixes = {
+            400: "the request was rejected (an expired or invalid page cursor, or a bad from/to time): "
+            "re-run the window; if it persists, check the window bounds",
+            401: "the API key is wrong, expired or revoked: create a new organization API key in "
+            "admin.atlassian.com > Settings > API keys and update the connection's password",
+            403: "the API key lacks scope read:events:admin, or the organization has no Atlassian Guard "
+            "subscription, or the key belongs to another organization",
+            404: f"organization {org!r} was not found: check the connection's Organization ID (login)",
+        }
+        fix = fixes.get(status, "check the connection settings")
+        label = f"{status} {code}" if code else str(status)
+        return AtlassianApiError(
+            f"Atlassian returned {label} for org {org} ({detail}): {fix}", status=status, code=code
+        )
+
+    # --- windows -----------------------------------------------------------------------------------------------
+
+    def iter_events(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        query: str | None = None,
+        action: str | None = None,
+        actor: Sequence[str] | str | None = None,
+        ip: Sequence[str] | str | None = None,
+        product: Sequence[str] | str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every event whose time is in ``[start, end)`` exactly once, lazily, page by page.
+
+        Without filters this reads ``/events-stream`` (ordered by processing time); with any filter it reads
+        ``/events`` (newest first, 10 requests/min), re-sending the filters with every cursor request.
+
+        :param start: inclusive window start, timezone-aware.
+        :param end: exclusive window end, timezone-aware.
+        :param query: free-text search term (``q``).
+        :param action: one action id from ``get_event_actions()``.
+        :param actor: actor account id(s).
+        :param ip: IP address(es).
+        :param product: product name(s), e.g. ``jira``.
+        """
+        for page in self.iter_pages(start, end, query=query, action=action, actor=actor, ip=ip, product=product):
+            yield from page.events
+
+    def iter_pages(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        query: str | None = None,
+        action: str | None = None,
+        actor: Sequence[str] | str | None = None,
+        ip: Sequence[str] | str | None = None,
+        product: Sequence[str] | str | None = None,
+        resume_cursor: str | None = None,
+        skip: int = 0,
+    ) -> Iterator[Page]:
+        """Yield the pages of a window; like :meth:`iter_events` but page by page, and resumable.
+
+        :param resume_cursor: start from this cursor (saved from ``Page.next_cursor``) instead of the beginning.
+        :param skip: the number of window events already delivered before ``resume_cursor`` (or, without a
+            cursor, to drop from the beginning of the walk); pages report positions counting them.
+        """
+        window = Window(start, end)
+        filters = _filter_params(query=query, action=action, actor=actor, ip=ip, product=product)
+        path_kind = EVENTS if filters else STREAM
+        recent = _RecentIds(RECENT_IDS_REMEMBERED)
+        position = skip if resume_cursor else 0
+        to_drop = 0 if resume_cursor else skip
+        cursor = resume_cursor
+        restarts_left = 2
+        while True:
+            params: list[tuple[str, Any]] = [
+                ("from", window.start_ms),
+                ("to", window.end_ms - 1),
+                ("limit", self.page_size),
+                *filters,
+            ]
+            if cursor:
+                params.append(("cursor", cursor))
+            try:
+                body = self._get_json(path_kind, self._org_path(path_kind), params)
+            except AtlassianApiError as err:
+                if not (cursor and err.status == 400 and restarts_left):
+                    raise
+                # The server forgot or rejected our cursor: walk the window again, dropping what was yielded.
+                restarts_left -= 1
+                self.stats.restarts += 1
+                self.log.warning(
+                    "Atlassian rejected the page cursor (%s); re-reading the window from its start and "
+                    "skipping the %d events already yielded",
+                    err.code or err.status,
+                    position,
+                )
+                cursor = None
+                if position > RECENT_IDS_REMEMBERED:
+                    # Too many to recognise by id: rely on the stream's stable order and skip by position.
+                    recent, to_drop = _RecentIds(RECENT_IDS_REMEMBERED), position
+                continue
+            data = body.get("data") or []
+            if not isinstance(data, list):
+                raise AtlassianApiError(f"Atlassian returned 'data' of type {type(data).__name__}, not a list")
+            self.stats.pages += 1
+            fresh: list[dict[str, Any]] = []
+            for event in data:
+                if not self._accept(event, window, recent):
+                    continue
+                if to_drop:
+                    to_drop -= 1
+                    continue
+                fresh.append(event)
+            next_cursor = self._next_cursor(body)
+            self.stats.events += len(fresh)
+            yield Page(events=fresh, next_cursor=next_cursor, position=position)
+            position += len(fresh)
+            if not data or not next_cursor or self._is_last_page(body, len(data)):
+                return
+            cursor = next_cursor
+
+    def _accept(self, event: Any, window: Window, recent: _RecentIds) -> bool:
+        """Keep an event only if it is a new id and its time is inside the window."""
+        if not isinstance(event, dict):
+            raise AtlassianApiError(f"Atlassian returned an event that is not an object: {type(event).__name__}")
+        event_id = event.get("id")
+        if not isinstance(event_id, str) or not event_id:
+            raise AtlassianApiError("Atlassian returned an event without an 'id'; cannot deliver it exactly once")
+        attributes = event.get("attributes") or {}
+        raw_time = attributes.get("time") if isinstance(attributes, dict) else None
+        if isinstance(raw_time, str):
+            try:
+                if not window.contains_ms(parse_timestamp_ms(raw_time)):
+                    self.stats.out_of_window_skipped += 1
+                    return False
+            except ValueError:
+                self.log.warning("event %s has an unreadable time %r; delivering it anyway", event_id, raw_time)
+        if not recent.add(event_id):
+            self.stats.duplicates_skipped += 1
+            return False
+        return True
+
+    def _is_last_page(self, body: dict[str, Any], count: int) -> bool:
+        # A short page ends the walk only when the server tells us the page size it used: a server that
+        # clamps `limit` silently would otherwise make us stop early and lose events.
+        meta = body.get("meta") or {}
+        page_size = meta.get("page_size") if isinstance(meta, dict) else None
+        return isinstance(page_size, int) and page_size > 0 and count < page_size
+
+    def _next_cursor(self, body: dict[str, Any]) -> str | None:
+        """Return the next cursor from ``meta.next`` (token) or ``links.next`` (URL or token)."""
+        meta = body.get("meta") or {}
+        token = meta.get("next") if isinstance(meta, dict) else None
+        if isinstance(token, str) and token:
+            return token
+        links = body.get("links") or {}
+        link = links.get("next") if isinstance(links, dict) else None
+        if not isinstance(link, str) or not link:
+            return None
+        if "://" not in link and not link.startswith("/"):
+            return link  # a bare token
+        parts = urlsplit(link)
+        ours = urlsplit(self.base_url)
+        if parts.netloc and (parts.scheme, parts.netloc) != (ours.scheme, ours.netloc):
+            raise AtlassianApiError(
+                f"refusing to follow links.next to {parts.scheme}://{parts.netloc}: it is not the configured API "
+                f"host {ours.scheme}://{ours.netloc}, and the bearer token must not be sent elsewhere. If the API "
+                "moved, update the connection host."
+            )
+        cursors = parse_qs(parts.query).get("cursor")
+        if not cursors:
+            raise AtlassianApiError(f"links.next has no cursor parameter: {parts.path}")
+        return cursors[0]
+
+    # --- other endpoints ------------------------------------------------------------------------------------
+
+    def get_event_actions(self) -> dict[str, dict[str, Any]]:
+        """Return ``{action id: {"displayName", "groupDisplayName", ...}}`` from ``/event-actions`` (cached)."""
+        if self._event_actions is None:
+            body = self._get_json("event-actions", self._org_path("event-actions"), [])
+            actions: dict[str, dict[str, Any]] = {}
+            for item in body.get("data") or []:
+                if isinstance(item, dict) and isinstance(item.get("id"), str):
+                    actions[item["id"]] = dict(item.get("attributes") or {})
+            self._event_actions = actions
+        return self._event_actions
+
+    def get_action_groups(self) -> dict[str, str]:
+        """Return ``{action id: group display name}`` — the LEEF ``cat`` of each action."""
+        groups: dict[str, str] = {}
+        for action_id, attributes in self.get_event_actions().items():
+            group = attributes.get("groupDisplayName")
+            if not group and attributes.get("groupDisplayNames"):
+                group = attributes["groupDisplayNames"][0]
+            if isinstance(group, str) and group:
+                groups[action_id] = group
+        return groups
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the key and org with one cheap authenticated call (``/event-actions``)."""
+        try:
+            actions = self.get_event_actions()
+        except Exception as err:  # the UI shows the message; it never contains the key
+            return False, str(err)
+        return True, f"Connected to organization {self.org_id}: {len(actions)} event actions readable"
+
+
+def _filter_params(
+    *,
+    query: str | None,
+    action: str | None,
+    actor: Sequence[str] | str | None,
+    ip: Sequence[str] | str | None,
+    product: Sequence[str] | str | None,
+) -> list[tuple[str, str]]:
+    params: list[tuple[str, str]] = []
+    if query:
+        params.append(("q", query))
+    if action:
+        params.append(("action", action))
+    for name, values in (("actor", actor), ("ip", ip), ("product", product)):
+        if isinstance(values, str):
+            values = [values]
+        params.extend((name, value) for value in values or () if value)
+    return params
+
+
+def _describe(err: BaseException | None) -> str:
+    if err is None:
+        return "unknown error"
+    if isinstance(err, _RetryableResponse):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
+
+
+def _mask(secret: str) -> None:
+    """Register a secret with Airflow's masker so it never shows in task logs."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - older Task SDKs
+        return
+    mask_secret(secret)
