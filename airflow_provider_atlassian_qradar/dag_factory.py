@@ -1,0 +1,130 @@
+"""Build the hourly audit-log DAG, one per Atlassian organization, from a few settings.
+
+Settings not passed as arguments come from environment variables, so a deployment changes them without editing
+code: ``ATLASSIAN_QRADAR_START_DATE`` (ISO date or date-time, UTC if no zone; default 2026-11-01),
+``ATLASSIAN_QRADAR_TIMEZONE`` (IANA zone of the hourly schedule and of rendered times; default UTC),
+``ATLASSIAN_QRADAR_SETTLE_MINUTES`` (wait after each window for late events; default 15),
+``ATLASSIAN_QRADAR_QUERY`` (optional free-text filter; default none: the whole audit log).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from airflow_provider_atlassian_qradar.hooks.atlassian import DEFAULT_REQUESTS_PER_MINUTE
+from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
+
+DEFAULT_START_DATE = "2026-11-01T00:00:00+00:00"
+DEFAULT_MAX_ACTIVE_RUNS = 4
+
+DOC_MD = """
+### Atlassian organization audit log → IBM QRadar
+
+Every hour, the task `deliver_audit_events` reads the audit events of the hour that just ended (the run's data
+interval, `[data_interval_start, data_interval_end)`) from the Atlassian Organizations API and sends each one to
+QRadar once, as a LEEF 2.0 line, over the transport of the `{qradar_conn_id}` connection. It waits
+{settle_minutes} minutes after the hour before reading, because Atlassian can take minutes to expose an event.
+
+* **Connections**: `{atlassian_conn_id}` (type *Atlassian Organization Admin API*: Organization ID + API key) and
+  `{qradar_conn_id}` (type *IBM QRadar*: host, port, protocol, log source identifier).
+* **History**: catchup is on, so unpausing loads every hour since the start date ({start_date}). To (re)load
+  any range later, use **Trigger → Backfill** in this DAG's page (or `airflow backfill create`): pick the
+  dates, and "All Runs" to re-deliver hours that already succeeded. Hours older than Atlassian's 180-day
+  retention succeed without sending anything.
+* **Retries** resume after the last delivered page (Airflow 3.3+), so QRadar gets at most one page twice.
+* **Concurrency**: at most {max_active_runs} hours run at once; each gets 1/{max_active_runs} of the API's
+  request budget, so parallel windows stay inside Atlassian's rate limits.
+"""
+
+
+def _env_start_date() -> datetime:
+    raw = os.environ.get("ATLASSIAN_QRADAR_START_DATE", DEFAULT_START_DATE)
+    parsed = pendulum.parse(raw, tz="UTC")
+    if not isinstance(parsed, datetime):
+        raise ValueError(f"ATLASSIAN_QRADAR_START_DATE={raw!r} is not a date or date-time (e.g. 2026-11-01)")
+    return parsed
+
+
+def build_audit_dag(
+    dag_id: str = "atlassian_audit_to_qradar",
+    *,
+    atlassian_conn_id: str = "atlassian_admin_default",
+    qradar_conn_id: str = "qradar_default",
+    start_date: datetime | None = None,
+    schedule_timezone: str | None = None,
+    settle: timedelta | None = None,
+    max_active_runs: int = DEFAULT_MAX_ACTIVE_RUNS,
+    catchup: bool = True,
+    retries: int = 6,
+    requests_per_minute: Mapping[str, float] | None = None,
+    tags: list[str] | None = None,
+    operator_kwargs: Mapping[str, Any] | None = None,
+) -> DAG:
+    """Return the hourly DAG that delivers one organization's audit log to QRadar.
+
+    :param dag_id: the DAG id; use one per organization.
+    :param atlassian_conn_id: connection of type ``atlassian_admin``.
+    :param qradar_conn_id: connection of type ``qradar``.
+    :param start_date: first window start; default ``ATLASSIAN_QRADAR_START_DATE`` or 2026-11-01 UTC.
+    :param schedule_timezone: IANA zone of the hourly schedule; default ``ATLASSIAN_QRADAR_TIMEZONE`` or UTC.
+    :param settle: wait after each window end; default ``ATLASSIAN_QRADAR_SETTLE_MINUTES`` or 15 minutes.
+    :param max_active_runs: windows in flight at once; the API budget is shared between them.
+    :param catchup: create runs for every past hour since ``start_date`` (default True).
+    :param retries: task retries, with exponential backoff from 1 to 30 minutes.
+    :param requests_per_minute: the organization's API budget per path (default 50 stream / 10 events).
+    :param tags: DAG tags.
+    :param operator_kwargs: extra arguments for :class:`AtlassianAuditLogToQRadarOperator` (filters, archive_path,
+        log_source_identifier, max_frame_bytes, ...).
+    """
+    timezone_name = schedule_timezone or os.environ.get("ATLASSIAN_QRADAR_TIMEZONE", "UTC")
+    settle_window = (
+        settle
+        if settle is not None
+        else timedelta(minutes=float(os.environ.get("ATLASSIAN_QRADAR_SETTLE_MINUTES", "15")))
+    )
+    first_window = start_date or _env_start_date()
+    budget = dict(DEFAULT_REQUESTS_PER_MINUTE)
+    budget.update(requests_per_minute or {})
+    share = {path: rpm / max_active_runs for path, rpm in budget.items()}
+    task_kwargs: dict[str, Any] = {"time_zone": timezone_name}
+    if os.environ.get("ATLASSIAN_QRADAR_QUERY"):
+        task_kwargs["query"] = os.environ["ATLASSIAN_QRADAR_QUERY"]
+    task_kwargs.update(operator_kwargs or {})
+    doc = DOC_MD.format(
+        atlassian_conn_id=atlassian_conn_id,
+        qradar_conn_id=qradar_conn_id,
+        settle_minutes=round(settle_window.total_seconds() / 60),
+        start_date=first_window.isoformat(),
+        max_active_runs=max_active_runs,
+    )
+    with DAG(
+        dag_id=dag_id,
+        schedule=CronDataIntervalTimetable("0 * * * *", timezone=timezone_name),
+        start_date=first_window,
+        catchup=catchup,
+        max_active_runs=max_active_runs,
+        max_active_tasks=max_active_runs,
+        doc_md=doc,
+        tags=tags or ["atlassian", "qradar", "audit-log", "siem"],
+        default_args={
+            "retries": retries,
+            "retry_delay": timedelta(minutes=1),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(minutes=30),
+        },
+    ) as dag:
+        AtlassianAuditLogToQRadarOperator(
+            task_id="deliver_audit_events",
+            atlassian_conn_id=atlassian_conn_id,
+            qradar_conn_id=qradar_conn_id,
+            settle=settle_window,
+            requests_per_minute=share,
+            **task_kwargs,
+        )
+    return dag

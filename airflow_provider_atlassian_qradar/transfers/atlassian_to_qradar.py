@@ -1,0 +1,385 @@
+"""Operator that streams one window of the Atlassian organization audit log to IBM QRadar as LEEF 2.0.
+
+Data flow per page: Atlassian API -> LEEF encoder -> QRadar transport -> checkpoint. Memory stays flat whatever the
+window size; a retry resumes after the last checkpoint, so at most one page is delivered twice.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+from airflow.sdk import Asset, BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
+from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
+from airflow_provider_atlassian_qradar.leef import format_event
+from airflow_provider_atlassian_qradar.windows import RETENTION, Window, parse_timestamp_ms
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+CHECKPOINT_KEY = "atlassian_to_qradar_checkpoint"
+DEFAULT_SETTLE = timedelta(minutes=15)
+DEFAULT_MAX_WINDOW = timedelta(days=1)
+
+
+def audit_log_asset(atlassian_conn_id: str) -> Asset:
+    """Return the Asset that stands for one organization's audit log in QRadar (one connection = one org)."""
+    return Asset(name=f"atlassian_audit_log__{atlassian_conn_id}", uri=f"atlassian-audit://{atlassian_conn_id}")
+
+
+class AtlassianAuditLogToQRadarOperator(BaseOperator):
+    """Deliver every Atlassian audit event of ``[window_start, window_end)`` to QRadar once.
+
+    Waits (deferred, not in a worker slot) until ``window_end + settle`` so late-exposed events are included, then
+    streams page by page. After each page handed to the transport it checkpoints in the task state store
+    (Airflow 3.3+): a retry resumes after the last checkpoint. On success the checkpoint is cleared, so a later
+    clear/rerun re-delivers the whole window.
+
+    :param window_start: inclusive window start (templated), default ``{{ data_interval_start }}``.
+    :param window_end: exclusive window end (templated), default ``{{ data_interval_end }}``.
+    :param atlassian_conn_id: connection of type ``atlassian_admin``.
+    :param qradar_conn_id: connection of type ``qradar``.
+    :param query: free-text filter ``q`` (templated); any filter switches to the slower ``/events`` endpoint.
+    :param action: action id filter (templated).
+    :param actor: actor id filter(s) (templated).
+    :param ip: IP filter(s) (templated).
+    :param product: product filter(s) (templated).
+    :param log_source_identifier: overrides the QRadar connection's identifier (templated).
+    :param time_zone: IANA zone for syslog header times and ISO time keys; overrides the connection.
+    :param max_frame_bytes: overrides the QRadar connection's frame budget.
+    :param archive_path: optional URI or ``ObjectStoragePath`` (templated): the window's raw events are written
+        there as gzipped JSON Lines, ``<archive_path>/<conn id>/<window label>.jsonl.gz``, overwritten on rerun.
+    :param settle: how long after ``window_end`` to wait before reading, for late events (default 15 min).
+    :param max_window: the longest window accepted (default 1 day).
+    :param page_size: events per API request; overrides the connection.
+    :param requests_per_minute: this task's share of the API rate limit per path, e.g. ``{"events-stream": 25}``.
+    :param deferrable: wait for the settle time in the triggerer (default) instead of sleeping in the worker.
+    """
+
+    template_fields: Sequence[str] = (
+        "window_start",
+        "window_end",
+        "query",
+        "action",
+        "actor",
+        "ip",
+        "product",
+        "log_source_identifier",
+        "archive_path",
+    )
+    ui_color = "#0052cc"
+
+    def __init__(
+        self,
+        *,
+        window_start: str | datetime = "{{ data_interval_start }}",
+        window_end: str | datetime = "{{ data_interval_end }}",
+        atlassian_conn_id: str = AtlassianAuditLogHook.default_conn_name,
+        qradar_conn_id: str = QRadarHook.default_conn_name,
+        query: str | None = None,
+        action: str | None = None,
+        actor: str | Sequence[str] | None = None,
+        ip: str | Sequence[str] | None = None,
+        product: str | Sequence[str] | None = None,
+        log_source_identifier: str | None = None,
+        time_zone: str | None = None,
+        max_frame_bytes: int | None = None,
+        archive_path: Any = None,
+        settle: timedelta = DEFAULT_SETTLE,
+        max_window: timedelta = DEFAULT_MAX_WINDOW,
+        page_size: int | None = None,
+        requests_per_minute: dict[str, float] | None = None,
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("outlets", [audit_log_asset(atlassian_conn_id)])
+        super().__init__(**kwargs)
+        self.window_start = window_start
+        self.window_end = window_end
+        self.atlassian_conn_id = atlassian_conn_id
+        self.qradar_conn_id = qradar_conn_id
+        self.query = query
+        self.action = action
+        self.actor = actor
+        self.ip = ip
+        self.product = product
+        self.log_source_identifier = log_source_identifier
+        self.time_zone = time_zone
+        self.max_frame_bytes = max_frame_bytes
+        self.archive_path = archive_path
+        self.settle = settle
+        self.max_window = max_window
+        self.page_size = page_size
+        self.requests_per_minute = requests_per_minute
+        self.deferrable = deferrable
+
+    # --- entry points ------------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Validate the window, wait for late events if needed, then deliver it."""
+        window = self._window()
+        qradar = self._qradar_hook()
+        qradar.validate()  # unknown protocol, bad identifier, ...: fail before any network call
+        now = datetime.now(timezone.utc)
+        if window.end <= now - RETENTION:
+            self.log.warning(
+                "window %s is entirely older than Atlassian's %d-day audit log retention: the API has no events "
+                "there, nothing to deliver",
+                window,
+                RETENTION.days,
+            )
+            return self._summary(window, fetched=0, sent=0, started=time.monotonic(), stats=None, note="retention")
+        ready_at = window.end + self.settle
+        if now < ready_at:
+            wait = (ready_at - now).total_seconds()
+            if self.deferrable:
+                from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+                self.log.info("waiting %.0f s (until %s) for late audit events, deferred", wait, ready_at.isoformat())
+                self.defer(trigger=DateTimeTrigger(moment=ready_at), method_name="execute_complete")
+            self.log.info("waiting %.0f s in the worker for late audit events (deferrable=False)", wait)
+            time.sleep(wait)
+        return self._deliver(window, qradar, context)
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resume after the settle wait and deliver the window."""
+        window = self._window()
+        return self._deliver(window, self._qradar_hook(), context)
+
+    # --- the work ----------------------------------------------------------------------------------------------
+
+    def _deliver(self, window: Window, qradar: QRadarHook, context: Context) -> dict[str, Any]:
+        started = time.monotonic()
+        atlassian = AtlassianAuditLogHook(
+            self.atlassian_conn_id, page_size=self.page_size, requests_per_minute=self.requests_per_minute
+        )
+        store = context.get("task_state_store")
+        checkpoint = self._load_checkpoint(store, window)
+        archive = _Archive(self.archive_path, self.atlassian_conn_id, window) if self.archive_path else None
+        # With an archive the whole window must be re-read to rewrite the file; delivery still skips what was sent.
+        resume_cursor = checkpoint.get("cursor") if checkpoint and archive is None else None
+        already_sent = int(checkpoint.get("delivered", 0)) if checkpoint else 0
+        fetched_skip = already_sent if resume_cursor else 0
+        to_skip_sending = 0 if resume_cursor else already_sent
+        try:
+            action_groups = atlassian.get_action_groups()
+        except Exception as err:  # categories are a nicety; events must still flow
+            self.log.warning("could not read /event-actions (%s); using built-in categories", err)
+            action_groups = {}
+        budget = qradar.leef_budget()
+        org_id = atlassian.org_id
+        time_zone = qradar.time_zone
+        sent = already_sent
+        fetched = fetched_skip
+        truncated = 0
+        self.log.info(
+            "delivering window %s of org %s to QRadar %s%s",
+            window,
+            org_id,
+            qradar.describe(),
+            f" (resuming after {already_sent} events)" if already_sent else "",
+        )
+        with qradar.get_sender() as sender:
+            pages = atlassian.iter_pages(
+                window.start,
+                window.end,
+                query=self.query,
+                action=self.action,
+                actor=self.actor,
+                ip=self.ip,
+                product=self.product,
+                resume_cursor=resume_cursor,
+                skip=fetched_skip,
+            )
+            for page in pages:
+                fetched += len(page.events)
+                if archive is not None:
+                    archive.write(page.events)
+                events = page.events
+                if to_skip_sending:
+                    dropped = min(to_skip_sending, len(events))
+                    events, to_skip_sending = events[dropped:], to_skip_sending - dropped
+                records = []
+                for event in events:
+                    line = format_event(
+                        event, action_groups=action_groups, time_zone=time_zone, max_bytes=budget, org_id=org_id
+                    )
+                    if "\ttruncated=" in line:
+                        truncated += 1
+                    records.append((line, _event_time_ms(event)))
+                if records:
+                    sender.send(records)
+                    sent += len(records)
+                consumed = max(already_sent, page.position + len(page.events))
+                self._save_checkpoint(store, window, page.next_cursor, consumed)
+                elapsed = max(time.monotonic() - started, 1e-6)
+                self.log.info(
+                    "page %d: %d events fetched, %d sent so far (%.0f events/s)",
+                    atlassian.stats.pages,
+                    fetched,
+                    sent,
+                    (sent - already_sent) / elapsed,
+                )
+        if archive is not None:
+            archive.publish()
+        if store is not None:
+            store.delete(CHECKPOINT_KEY)
+        summary = self._summary(
+            window, fetched=fetched, sent=sent, started=started, stats=atlassian.stats, truncated=truncated
+        )
+        summary["resumed_after"] = already_sent
+        summary["sender_reconnects"] = getattr(sender, "reconnects", 0)
+        summary["possibly_duplicated"] = getattr(sender, "possibly_duplicated", 0)
+        self._record_asset_event(context, org_id, summary)
+        self.log.info("window %s done: %s", window, json.dumps(summary, sort_keys=True))
+        return summary
+
+    # --- helpers -----------------------------------------------------------------------------------------------
+
+    def _window(self) -> Window:
+        start, end = _as_datetime(self.window_start, "window_start"), _as_datetime(self.window_end, "window_end")
+        window = Window(start, end)
+        if window.end - window.start > self.max_window:
+            raise AirflowException(
+                f"window {window} is longer than max_window={self.max_window}: split it (the DAG's hourly "
+                "intervals do) or raise max_window on the operator"
+            )
+        now = datetime.now(timezone.utc)
+        if window.end > now + timedelta(minutes=1):
+            raise AirflowException(
+                f"window {window} ends in the future (now is {now.isoformat()}): events there do not exist yet; "
+                "pass a window that has ended"
+            )
+        return window
+
+    def _qradar_hook(self) -> QRadarHook:
+        return QRadarHook(
+            self.qradar_conn_id,
+            log_source_identifier=self.log_source_identifier,
+            max_frame_bytes=self.max_frame_bytes,
+            time_zone=self.time_zone,
+        )
+
+    def _load_checkpoint(self, store: Any, window: Window) -> dict[str, Any] | None:
+        if store is None:
+            self.log.warning(
+                "this Airflow has no task state store (needs 3.3+): a retry re-sends the whole window, so QRadar "
+                "may receive duplicates of what an earlier attempt delivered"
+            )
+            return None
+        saved = store.get(CHECKPOINT_KEY)
+        if not isinstance(saved, dict) or saved.get("window") != window.label():
+            return None
+        self.log.info("found a checkpoint from an earlier attempt: %d events already delivered", saved["delivered"])
+        return saved
+
+    def _save_checkpoint(self, store: Any, window: Window, cursor: str | None, delivered: int) -> None:
+        if store is None:
+            return
+        value: dict[str, Any] = {"window": window.label(), "delivered": delivered}
+        if cursor:
+            value["cursor"] = cursor
+        store.set(CHECKPOINT_KEY, value)
+
+    def _summary(
+        self,
+        window: Window,
+        *,
+        fetched: int,
+        sent: int,
+        started: float,
+        stats: Any,
+        truncated: int = 0,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        summary: dict[str, Any] = {
+            "window_start": window.start.isoformat(),
+            "window_end": window.end.isoformat(),
+            "fetched": fetched,
+            "sent": sent,
+            "duplicates_skipped": stats.duplicates_skipped if stats else 0,
+            "truncated": truncated,
+            "api_requests": stats.requests if stats else 0,
+            "rate_limit_waits": stats.rate_limited if stats else 0,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+        if note:
+            summary["note"] = note
+        return summary
+
+    def _record_asset_event(self, context: Context, org_id: str, summary: dict[str, Any]) -> None:
+        outlet_events = context.get("outlet_events")
+        if outlet_events is None:
+            return
+        for outlet in self.outlets or []:
+            if isinstance(outlet, Asset):
+                outlet_events[outlet].extra = {
+                    "org_id": org_id,
+                    "window_start": summary["window_start"],
+                    "window_end": summary["window_end"],
+                    "sent": summary["sent"],
+                }
+
+
+class _Archive:
+    """Write a window's raw events as gzipped JSON Lines to a local file, then publish it to its final path."""
+
+    def __init__(self, archive_path: Any, atlassian_conn_id: str, window: Window) -> None:
+        from airflow.sdk import ObjectStoragePath
+
+        base = archive_path if isinstance(archive_path, ObjectStoragePath) else ObjectStoragePath(str(archive_path))
+        self.destination = base / atlassian_conn_id / f"{window.label()}.jsonl.gz"
+        handle, self._local = tempfile.mkstemp(suffix=".jsonl.gz")
+        os.close(handle)
+        self._file = gzip.open(self._local, "wt", encoding="utf-8")
+
+    def write(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self._file.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")))
+            self._file.write("\n")
+
+    def publish(self) -> None:
+        self._file.close()
+        self.destination.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._local, "rb") as source, self.destination.open("wb") as target:
+            shutil.copyfileobj(source, target, length=1 << 20)
+        os.unlink(self._local)
+
+
+def _as_datetime(value: Any, name: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value.strip():
+        try:
+            moment = pendulum.parse(value.strip())  # type: ignore[assignment]
+        except Exception as err:
+            raise AirflowException(f"{name}={value!r} is not an ISO 8601 date-time: {err}") from None
+    else:
+        raise AirflowException(f"{name} is empty: pass an ISO 8601 date-time or a datetime")
+    if not isinstance(moment, datetime):
+        raise AirflowException(f"{name}={value!r} is a date or duration, not a date-time")
+    if moment.tzinfo is None:
+        raise AirflowException(f"{name}={value!r} has no time zone: add one, e.g. +00:00")
+    return moment
+
+
+def _event_time_ms(event: dict[str, Any]) -> int | None:
+    attributes = event.get("attributes")
+    raw = attributes.get("time") if isinstance(attributes, dict) else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        return parse_timestamp_ms(raw)
+    except ValueError:
+        return None
