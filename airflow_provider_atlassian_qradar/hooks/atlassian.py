@@ -441,6 +441,7 @@ class AtlassianAuditLogHook(BaseHook):
         to_drop = 0 if resume_cursor else skip
         cursor = resume_cursor
         restarts_left = 2
+        empty_pages = stale_pages = 0
         while True:
             params: list[tuple[str, Any]] = [
                 ("from", window.start_ms),
@@ -474,6 +475,7 @@ class AtlassianAuditLogHook(BaseHook):
                 raise AtlassianApiError(f"Atlassian returned 'data' of type {type(data).__name__}, not a list")
             self.stats.pages += 1
             fresh: list[dict[str, Any]] = []
+            repeats_before = self.stats.duplicates_skipped
             for event in data:
                 if not self._accept(event, window, recent):
                     continue
@@ -485,8 +487,28 @@ class AtlassianAuditLogHook(BaseHook):
             self.stats.events += len(fresh)
             yield Page(events=fresh, next_cursor=next_cursor, position=position)
             position += len(fresh)
-            if not data or not next_cursor or self._is_last_page(body, len(data)):
+            if not next_cursor:
                 return
+            if not data:
+                # An empty page normally ends the stream, but a server hiccup can serve one mid-walk with a
+                # cursor that goes on. Asking once more costs one request and can only find events, never lose any.
+                empty_pages += 1
+                if empty_pages > 1:
+                    return
+            elif self.stats.duplicates_skipped > repeats_before:
+                # A page that repeats events is a server anomaly, so its length says nothing about the end:
+                # follow the cursor, but not forever if it never moves past what we have seen.
+                stale_pages = stale_pages + 1 if not fresh else 0
+                if stale_pages > 5:
+                    raise AtlassianApiError(
+                        "Atlassian kept serving pages of events already delivered (the cursor does not advance); "
+                        "the task retry will read the window again"
+                    )
+                empty_pages = 0
+            else:
+                empty_pages = stale_pages = 0
+                if self._is_last_page(body, len(data)):
+                    return
             cursor = next_cursor
 
     def _accept(self, event: Any, window: Window, recent: _RecentIds) -> bool:

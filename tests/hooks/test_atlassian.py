@@ -88,7 +88,25 @@ class TestAtlassianAuditLogHookWindows:
         ids = [e["id"] for e in AtlassianAuditLogHook().iter_events(START, END)]
         assert ids == ["a", "b", "c", "d"]
         cursors = [params_of(r).get("cursor") for r in requests_mock.request_history]
-        assert cursors == [None, ["c1"], ["c2"]]
+        # An empty page that still carries a cursor is confirmed once; two empty pages in a row end the walk.
+        assert cursors == [None, ["c1"], ["c2"], ["c3"]]
+
+    def test_empty_page_with_cursor_mid_walk_loses_nothing(self, requests_mock):
+        requests_mock.get(
+            STREAM_URL,
+            [
+                {"json": page([event("a")], "c1")},
+                {"json": page([], "c2")},
+                {"json": page([event("b")], "c3")},
+                {"json": page([], None)},
+            ],
+        )
+        assert [e["id"] for e in AtlassianAuditLogHook().iter_events(START, END)] == ["a", "b"]
+
+    def test_empty_page_with_null_cursor_ends_at_once(self, requests_mock):
+        requests_mock.get(STREAM_URL, json=page([], None))
+        list(AtlassianAuditLogHook().iter_events(START, END))
+        assert requests_mock.call_count == 1
 
     def test_is_lazy(self, requests_mock):
         requests_mock.get(STREAM_URL, [{"json": page([event("a")], "c1")}, {"json": page([event("b")], None)}])

@@ -1,0 +1,202 @@
+"""Run a real Airflow 3 (SQLite, LocalExecutor) in a throw-away AIRFLOW_HOME, for tests and the demo.
+
+Nothing here touches the user's ``~/airflow``: every command gets its own AIRFLOW_HOME, ports are chosen free,
+and every process started is stopped (whole process group) on exit.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on loopback right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class AirflowHome:
+    """A private AIRFLOW_HOME with its environment; ``cli()`` runs ``airflow`` commands inside it."""
+
+    path: Path
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    dags_folder: Path = REPO_ROOT / "dags"
+    api_port: int = field(default_factory=free_port)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.path),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "8",
+                "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                # Workers reach the API server here; without it every task fails with "connection refused"
+                # whenever the API server is not on 8080.
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
+                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+                "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "600",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])),
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def cli(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``airflow ARGS`` in this home and return the completed process (text output)."""
+        result = subprocess.run(
+            [AIRFLOW_BIN, *args],
+            env=self.env,
+            cwd=self.path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"airflow {' '.join(args)} exited {result.returncode}\n--- stdout\n{result.stdout[-6000:]}"
+                f"\n--- stderr\n{result.stderr[-6000:]}"
+            )
+        return result
+
+    def migrate(self) -> None:
+        """Create the SQLite metadata database."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.cli("db", "migrate", timeout=300)
+
+
+@dataclass
+class AirflowServices:
+    """Scheduler, API server, DAG processor and triggerer of one AirflowHome, as subprocesses."""
+
+    home: AirflowHome
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.home.api_port}"
+
+    def start(self, components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")) -> None:
+        logs = self.home.path / "service-logs"
+        logs.mkdir(exist_ok=True)
+        for component in components:
+            out = open(logs / f"{component}.log", "ab")  # noqa: SIM115 - closed with the process
+            self.processes[component] = subprocess.Popen(
+                [AIRFLOW_BIN, component],
+                env=self.home.env,
+                cwd=self.home.path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.wait_until_ready()
+
+    def wait_until_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"airflow {name} exited early:\n{self.log_tail(name)}")
+            try:
+                if requests.get(f"{self.api_url}/api/v2/version", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"the Airflow API server did not answer within {timeout} s:\n{self.log_tail('api-server')}")
+
+    def log_tail(self, component: str, chars: int = 4000) -> str:
+        path = self.home.path / "service-logs" / f"{component}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Call the REST API (the simple auth manager runs with all-admins, so no token is needed)."""
+        response = requests.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)
+        if not response.ok:
+            raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:2000]}")
+        return response.json() if response.content else None
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = requests.get(f"{self.api_url}/api/v2/dags/{dag_id}", timeout=10)
+            if response.ok:
+                return
+            time.sleep(1)
+        raise TimeoutError(f"DAG {dag_id} was not parsed within {timeout} s:\n{self.log_tail('dag-processor')}")
+
+    def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
+        body = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 1000})
+        return list(body["dag_runs"])
+
+    def wait_for_runs(self, dag_id: str, count: int, timeout: float = 600) -> list[dict[str, Any]]:
+        """Wait until ``count`` runs of the DAG reached a final state; return all runs."""
+        deadline = time.monotonic() + timeout
+        runs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            runs = self.dag_runs(dag_id)
+            done = [r for r in runs if r["state"] in ("success", "failed")]
+            if len(done) >= count:
+                return runs
+            time.sleep(2)
+        states = sorted((r["dag_run_id"], r["state"]) for r in runs)
+        raise TimeoutError(f"{dag_id}: runs not finished after {timeout} s: {states}\n{self.log_tail('scheduler')}")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 20
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait(timeout=10)
+        self.processes.clear()
+
+
+@contextmanager
+def airflow_services(home: AirflowHome, **kwargs: Any) -> Iterator[AirflowServices]:
+    """Start the Airflow components of ``home`` and stop them all on exit."""
+    services = AirflowServices(home)
+    try:
+        services.start(**kwargs)
+        yield services
+    finally:
+        services.stop()
