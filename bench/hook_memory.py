@@ -12,6 +12,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -27,7 +28,8 @@ def _measure_child(base_url: str, start: str, end: str) -> None:
     hook = AtlassianAuditLogHook()
     count = sum(1 for _ in hook.iter_events(datetime.fromisoformat(start), datetime.fromisoformat(end)))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"events": count, "requests": hook.stats.requests, "peak_rss_kb": peak, "import_rss_kb": baseline}))
+    row = {"events": count, "requests": hook.stats.requests, "peak_rss_kb": peak, "import_rss_kb": baseline}
+    print(json.dumps(row))
 
 
 def measure(events: int, page_size: int = 200) -> dict[str, Any]:
@@ -51,7 +53,7 @@ def measure(events: int, page_size: int = 200) -> dict[str, Any]:
             "extra": {"page_size": page_size, "stream_requests_per_minute": 0},
         }
         env = dict(os.environ, AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT=json.dumps(conn))
-        env.setdefault("AIRFLOW_HOME", "/tmp/bench-airflow-home")  # noqa: S108 - a throw-away home
+        env.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="bench-airflow-home-"))
         args = [sys.executable, "-m", "bench.hook_memory", "--child", sim.base_url, hour.isoformat()]
         args.append((hour + timedelta(hours=1)).isoformat())
         out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
