@@ -107,7 +107,7 @@ class AirflowServices:
         logs = self.home.path / "service-logs"
         logs.mkdir(exist_ok=True)
         for component in components:
-            out = open(logs / f"{component}.log", "ab")  # noqa: SIM115 - closed with the process
+            out = open(logs / f"{component}.log", "ab")
             self.processes[component] = subprocess.Popen(
                 [AIRFLOW_BIN, component],
                 env=self.home.env,
