@@ -107,15 +107,15 @@ class AirflowServices:
         logs = self.home.path / "service-logs"
         logs.mkdir(exist_ok=True)
         for component in components:
-            out = open(logs / f"{component}.log", "ab")
-            self.processes[component] = subprocess.Popen(
-                [AIRFLOW_BIN, component],
-                env=self.home.env,
-                cwd=self.home.path,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            with open(logs / f"{component}.log", "ab") as out:  # the child keeps its own copy of the fd
+                self.processes[component] = subprocess.Popen(
+                    [AIRFLOW_BIN, component],
+                    env=self.home.env,
+                    cwd=self.home.path,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
         self.wait_until_ready()
 
     def wait_until_ready(self, timeout: float = 120) -> None:
