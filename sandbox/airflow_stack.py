@@ -6,6 +6,7 @@ and every process started is stopped (whole process group) on exit.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -39,6 +40,8 @@ class AirflowHome:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     dags_folder: Path = REPO_ROOT / "dags"
     api_port: int = field(default_factory=free_port)
+    # None: every request is an admin (tests). A password: user "admin" must log in (the demo's UI mode).
+    admin_password: str | None = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -65,6 +68,13 @@ class AirflowHome:
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])),
             }
         )
+        if self.admin_password is not None:
+            passwords = self.path / "simple_auth_manager_passwords.json"
+            passwords.parent.mkdir(parents=True, exist_ok=True)
+            passwords.write_text(json.dumps({"admin": self.admin_password}))
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "False"
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = "admin:admin"
+            env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"] = str(passwords)
         env.update(self.extra_env)
         return env
 
@@ -98,6 +108,7 @@ class AirflowServices:
 
     home: AirflowHome
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    token: str | None = None
 
     @property
     def api_url(self) -> str:
@@ -136,9 +147,23 @@ class AirflowServices:
         path = self.home.path / "service-logs" / f"{component}.log"
         return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
 
+    def _headers(self) -> dict[str, str]:
+        if self.home.admin_password is None:
+            return {}
+        if self.token is None:
+            response = requests.post(
+                f"{self.api_url}/auth/token",
+                json={"username": "admin", "password": self.home.admin_password},
+                timeout=30,
+            )
+            response.raise_for_status()
+            self.token = str(response.json()["access_token"])
+        return {"Authorization": f"Bearer {self.token}"}
+
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Call the REST API (the simple auth manager runs with all-admins, so no token is needed)."""
-        response = requests.request(method, f"{self.api_url}{path}", timeout=30, **kwargs)
+        """Call the REST API, logging in first when the home has an admin password."""
+        headers = self._headers()
+        response = requests.request(method, f"{self.api_url}{path}", headers=headers, timeout=30, **kwargs)
         if not response.ok:
             raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:2000]}")
         return response.json() if response.content else None
@@ -146,7 +171,7 @@ class AirflowServices:
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            response = requests.get(f"{self.api_url}/api/v2/dags/{dag_id}", timeout=10)
+            response = requests.get(f"{self.api_url}/api/v2/dags/{dag_id}", headers=self._headers(), timeout=10)
             if response.ok:
                 return
             time.sleep(1)

@@ -22,7 +22,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
-from airflow_provider_atlassian_qradar.leef import format_event
+from airflow_provider_atlassian_qradar.leef import LeefOptions
 from airflow_provider_atlassian_qradar.windows import RETENTION, Window, parse_timestamp_ms
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
     :param log_source_identifier: overrides the QRadar connection's identifier (templated).
     :param time_zone: IANA zone for syslog header times and ISO time keys; overrides the connection.
     :param max_frame_bytes: overrides the QRadar connection's frame budget.
+    :param severity_overrides: ``{action id: LEEF sev 1..10}`` replacing the built-in defaults.
     :param archive_path: optional URI or ``ObjectStoragePath`` (templated): the window's raw events are written
         there as gzipped JSON Lines, ``<archive_path>/<conn id>/<window label>.jsonl.gz``, overwritten on rerun.
     :param settle: how long after ``window_end`` to wait before reading, for late events (default 15 min).
@@ -95,6 +96,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         log_source_identifier: str | None = None,
         time_zone: str | None = None,
         max_frame_bytes: int | None = None,
+        severity_overrides: dict[str, int] | None = None,
         archive_path: Any = None,
         settle: timedelta = DEFAULT_SETTLE,
         max_window: timedelta = DEFAULT_MAX_WINDOW,
@@ -117,6 +119,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         self.log_source_identifier = log_source_identifier
         self.time_zone = time_zone
         self.max_frame_bytes = max_frame_bytes
+        self.severity_overrides = severity_overrides
         self.archive_path = archive_path
         self.settle = settle
         self.max_window = max_window
@@ -177,9 +180,14 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         except Exception as err:  # categories are a nicety; events must still flow
             self.log.warning("could not read /event-actions (%s); using built-in categories", err)
             action_groups = {}
-        budget = qradar.leef_budget()
         org_id = atlassian.org_id
-        time_zone = qradar.time_zone
+        leef = LeefOptions(
+            action_groups=action_groups,
+            severity_overrides=self.severity_overrides,
+            time_zone=qradar.time_zone,
+            max_bytes=qradar.leef_budget(),
+            org_id=org_id,
+        )
         sent = already_sent
         fetched = fetched_skip
         truncated = 0
@@ -191,6 +199,11 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             f" (resuming after {already_sent} events)" if already_sent else "",
         )
         with qradar.get_sender() as sender:
+            # On stream transports (TCP/TLS) "handed over" is not "received": the page just written may still be
+            # in flight when the receiver dies. So the checkpoint trails by one page there, and a retry re-sends
+            # that page (at most one page twice, nothing lost). An HTTP 2xx is a receipt: no trail needed.
+            trail = not getattr(sender, "confirms_delivery", False)
+            page_cursor, page_start = resume_cursor, fetched_skip
             pages = atlassian.iter_pages(
                 window.start,
                 window.end,
@@ -212,17 +225,19 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                     events, to_skip_sending = events[dropped:], to_skip_sending - dropped
                 records = []
                 for event in events:
-                    line = format_event(
-                        event, action_groups=action_groups, time_zone=time_zone, max_bytes=budget, org_id=org_id
-                    )
+                    line = leef.format(event)
                     if "\ttruncated=" in line:
                         truncated += 1
                     records.append((line, _event_time_ms(event)))
                 if records:
                     sender.send(records)
                     sent += len(records)
-                consumed = max(already_sent, page.position + len(page.events))
-                self._save_checkpoint(store, window, page.next_cursor, consumed)
+                consumed = page.position + len(page.events)
+                if trail:
+                    self._save_checkpoint(store, window, page_cursor, max(already_sent, page_start))
+                else:
+                    self._save_checkpoint(store, window, page.next_cursor, max(already_sent, consumed))
+                page_cursor, page_start = page.next_cursor, consumed
                 elapsed = max(time.monotonic() - started, 1e-6)
                 self.log.info(
                     "page %d: %d events fetched, %d sent so far (%.0f events/s)",
@@ -285,7 +300,11 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         return saved
 
     def _save_checkpoint(self, store: Any, window: Window, cursor: str | None, delivered: int) -> None:
-        if store is None:
+        """Record that the first ``delivered`` events of the window are safe; ``cursor`` fetches the rest.
+
+        Without a cursor a retry re-reads the window from its start and skips ``delivered`` events by position.
+        """
+        if store is None or delivered == 0:
             return
         value: dict[str, Any] = {"window": window.label(), "delivered": delivered}
         if cursor:

@@ -1,0 +1,251 @@
+"""AtlassianAuditLogToQRadarOperator run in-process against the simulator and a real syslog-ng.
+
+These call ``execute`` with a minimal context (a dict-backed task state store), which is enough for input
+validation, deferral, streaming, checkpoints and resume. Real-Airflow runs are in tests/integration/.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+from airflow_provider_atlassian_qradar.leef import parse_leef
+from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import (
+    CHECKPOINT_KEY,
+    AtlassianAuditLogToQRadarOperator,
+)
+from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
+
+API_KEY = "operator-test-key-NEVER-LOGGED"
+ORG = "org-op"
+HOUR = (datetime.now(timezone.utc) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
+
+
+class DictStore:
+    """The task state store's interface (get/set/delete), kept in a dict, recording every write."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.writes = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = json.loads(json.dumps(value))  # what the real store can hold
+        self.writes += 1
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def received_ids(lines: list[str]) -> Counter[str]:
+    ids: Counter[str] = Counter()
+    for line in lines:
+        _header, attributes = parse_leef(line[line.index("LEEF:") :])
+        ids[attributes["eventId"]] += 1
+    return ids
+
+
+@pytest.fixture
+def simulator(monkeypatch):
+    config = SimulatorConfig(
+        org_id=ORG,
+        api_key=API_KEY,
+        start=HOUR - timedelta(hours=2),
+        end=HOUR + timedelta(hours=2),
+        events_per_hour=900,
+        seed=5,
+        hostile_ratio=0.05,
+        stream_requests_per_minute=0,
+    )
+    with run_in_thread(config) as sim:
+        conn = {
+            "conn_type": "atlassian_admin",
+            "host": sim.base_url,
+            "login": ORG,
+            "password": API_KEY,
+            "extra": {"stream_requests_per_minute": 0, "page_size": 200},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
+        yield sim
+
+
+@pytest.fixture
+def syslog_ng(tmp_path, monkeypatch):
+    require_syslog_ng()
+    with SyslogNg(tmp_path, "tcp") as receiver:
+        conn = {
+            "conn_type": "qradar",
+            "host": "127.0.0.1",
+            "port": receiver.port,
+            "extra": {"protocol": "tcp", "batch_size": 100, "max_reconnects": 2},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))
+        yield receiver
+
+
+def operator(**kwargs: Any) -> AtlassianAuditLogToQRadarOperator:
+    kwargs.setdefault("window_start", HOUR.isoformat())
+    kwargs.setdefault("window_end", (HOUR + timedelta(hours=1)).isoformat())
+    return AtlassianAuditLogToQRadarOperator(task_id="deliver", **kwargs)
+
+
+class TestAtlassianAuditLogToQRadarOperatorValidation:
+    @pytest.mark.parametrize(
+        ("start", "end", "message"),
+        [
+            (HOUR, HOUR, "is not after its start"),
+            (HOUR, HOUR - timedelta(hours=1), "is not after its start"),
+            (HOUR, HOUR + timedelta(days=2), "longer than max_window"),
+            (HOUR, datetime.now(timezone.utc) + timedelta(hours=2), "ends in the future"),
+            ("yesterday-ish", HOUR, "is not an ISO 8601 date-time"),
+            ("2026-11-01T00:00:00", HOUR, "has no time zone"),
+        ],
+    )
+    def test_bad_windows_fail_before_any_request(self, simulator, syslog_ng, start, end, message):
+        start_text = start.isoformat() if isinstance(start, datetime) else start
+        with pytest.raises((AirflowException, ValueError), match=message):
+            operator(window_start=start_text, window_end=end.isoformat()).execute({})
+        assert simulator.requests == []
+
+    def test_unknown_protocol_fails_before_any_request(self, simulator, monkeypatch):
+        conn = {"conn_type": "qradar", "host": "127.0.0.1", "port": 1, "extra": {"protocol": "carrier-pigeon"}}
+        monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))
+        with pytest.raises(ValueError, match="carrier-pigeon"):
+            operator().execute({})
+        assert simulator.requests == []
+
+    def test_window_beyond_retention_delivers_nothing_and_succeeds(self, simulator, syslog_ng):
+        old = (datetime.now(timezone.utc) - timedelta(days=200)).replace(minute=0, second=0, microsecond=0)
+        summary = operator(window_start=old.isoformat(), window_end=(old + timedelta(hours=1)).isoformat()).execute({})
+        assert summary["sent"] == 0 and summary["note"] == "retention"
+        assert simulator.requests == []
+
+    def test_recent_window_defers_until_settled(self, simulator, syslog_ng):
+        end = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+        task = operator(window_start=(end - timedelta(hours=1)).isoformat(), window_end=end.isoformat())
+        with pytest.raises(TaskDeferred) as deferred:
+            task.execute({})
+        assert deferred.value.method_name == "execute_complete"
+        _classpath, kwargs = deferred.value.trigger.serialize()
+        assert kwargs["moment"] == end + timedelta(minutes=15)
+        assert simulator.requests == []
+
+    def test_templated_fields(self):
+        fields = set(AtlassianAuditLogToQRadarOperator.template_fields)
+        assert {"window_start", "window_end", "query", "action", "actor", "ip", "product", "archive_path"} <= fields
+        assert AtlassianAuditLogToQRadarOperator(task_id="t").window_start == "{{ data_interval_start }}"
+
+
+class TestAtlassianAuditLogToQRadarOperatorDelivery:
+    def test_delivers_the_window_exactly_once(self, simulator, syslog_ng):
+        store = DictStore()
+        summary = operator().execute({"task_state_store": store})
+        truth = simulator.ground_truth(HOUR, HOUR + timedelta(hours=1))
+        got = received_ids(syslog_ng.wait_for_lines(len(truth)))
+        assert set(got) == set(truth) and max(got.values()) == 1
+        assert summary["fetched"] == summary["sent"] == len(truth) == 900
+        assert summary["api_requests"] <= 900 // 200 + 1 + 1  # pages + end of stream (+ event-actions apart)
+        assert store.values == {}, "the checkpoint must be cleared on success"
+        assert store.writes >= 5
+
+    def test_archive_is_gzipped_json_lines_and_overwritten(self, simulator, syslog_ng, tmp_path):
+        archive = tmp_path / "archive"
+        for _ in range(2):
+            operator(archive_path=f"file://{archive}").execute({"task_state_store": DictStore()})
+        files = list(archive.rglob("*.jsonl.gz"))
+        assert len(files) == 1
+        with gzip.open(files[0], "rt", encoding="utf-8") as handle:
+            archived = [json.loads(line) for line in handle]
+        assert [e["id"] for e in archived] == simulator.ground_truth(HOUR, HOUR + timedelta(hours=1))
+        assert archived == simulator.events_between(HOUR, HOUR + timedelta(hours=1))
+
+    @pytest.mark.parametrize("archive", [False, True])
+    def test_retry_resumes_after_the_last_checkpoint(self, simulator, syslog_ng, tmp_path, archive):
+        store = DictStore()
+        kwargs: dict[str, Any] = {"archive_path": f"file://{tmp_path}/archive"} if archive else {}
+        # The API breaks for good after 3 pages: attempt 1 fails mid-window with some pages delivered.
+        simulator.faults.update(revoke_key_after=4)  # event-actions + 3 pages
+        with pytest.raises(Exception, match="401"):
+            operator(**kwargs).execute({"task_state_store": store})
+        checkpoint = store.values[CHECKPOINT_KEY]
+        assert checkpoint["delivered"] == 600
+        simulator.faults.update(revoke_key_after=None)
+        summary = operator(**kwargs).execute({"task_state_store": store})
+        truth = simulator.ground_truth(HOUR, HOUR + timedelta(hours=1))
+        got = received_ids(syslog_ng.wait_for_lines(len(truth)))
+        assert set(got) == set(truth)
+        assert sum(got.values()) == len(truth), "nothing may be sent twice when the failure is on the API side"
+        assert summary["resumed_after"] == 600 and summary["sent"] == 900
+        assert store.values == {}
+
+    def test_retry_after_receiver_loss_resends_at_most_one_batch(self, simulator, syslog_ng):
+        store = DictStore()
+        simulator.faults.update(slow_seconds=0.2)
+        original_send = None
+
+        import airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar as module
+
+        pages_sent = {"n": 0}
+
+        class StopReceiverAfterTwoPages:
+            """Stop syslog-ng for good after the second page is handed over: the sender must give up."""
+
+            def __init__(self, inner):
+                self.inner = inner
+
+            def __getattr__(self, name):
+                return getattr(self.inner, name)
+
+            def __enter__(self):
+                self.inner.__enter__()
+                return self
+
+            def __exit__(self, *exc):
+                return self.inner.__exit__(*exc)
+
+            def send(self, records):
+                count = self.inner.send(records)
+                pages_sent["n"] += 1
+                if pages_sent["n"] == 2:
+                    syslog_ng.stop()
+                return count
+
+        hook_class = module.QRadarHook
+        original_send = hook_class.get_sender
+
+        def wrapped(self):
+            return StopReceiverAfterTwoPages(original_send(self))
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(hook_class, "get_sender", wrapped)
+            with pytest.raises(Exception, match="127.0.0.1"):
+                operator().execute({"task_state_store": store})
+        delivered_before = store.values[CHECKPOINT_KEY]["delivered"]
+        assert delivered_before >= 400
+        syslog_ng.start()
+        simulator.faults.update(slow_seconds=0)
+        operator().execute({"task_state_store": store})
+        truth = simulator.ground_truth(HOUR, HOUR + timedelta(hours=1))
+        got = received_ids(syslog_ng.wait_for_lines(len(truth) - 200, timeout=30))
+        assert set(truth) <= set(got), f"missing {len(set(truth) - set(got))} events"
+        assert sum(got.values()) - len(truth) <= 200, "more than one page delivered twice"
+
+    def test_without_task_state_store_it_resends_the_window_and_says_so(self, simulator, syslog_ng, capsys):
+        summary = operator().execute({})
+        assert summary["sent"] == 900
+        assert "no task state store" in capsys.readouterr().out
+
+    def test_api_key_never_in_summary_or_logs(self, simulator, syslog_ng, capsys):
+        summary = operator().execute({"task_state_store": DictStore()})
+        captured = capsys.readouterr()
+        assert API_KEY not in json.dumps(summary) + captured.out + captured.err
+        assert API_KEY not in "\n".join(syslog_ng.lines())
