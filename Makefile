@@ -9,8 +9,8 @@ LOCK := requirements/dev.lock
 $(BIN)/python: $(LOCK) pyproject.toml
 	$(PYTHON) -m pip install -q uv
 	$(PYTHON) -m uv venv -q --allow-existing --python $(PYTHON) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(PYTHON) -m uv pip sync -q $(LOCK)
-	VIRTUAL_ENV=$(VENV) $(PYTHON) -m uv pip install -q --no-deps -e .
+	$(PYTHON) -m uv pip sync -q --python $(BIN)/python $(LOCK)
+	$(PYTHON) -m uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $(BIN)/python
 
 venv: $(BIN)/python

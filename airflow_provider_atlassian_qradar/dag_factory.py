@@ -43,8 +43,13 @@ QRadar once, as a LEEF 2.0 line, over the transport of the `{qradar_conn_id}` co
 """
 
 
+def _env(name: str, default: str) -> str:
+    """Read a setting; an empty value (as compose files often pass) means unset."""
+    return os.environ.get(name, "").strip() or default
+
+
 def _env_start_date() -> datetime:
-    raw = os.environ.get("ATLASSIAN_QRADAR_START_DATE", DEFAULT_START_DATE)
+    raw = _env("ATLASSIAN_QRADAR_START_DATE", DEFAULT_START_DATE)
     parsed = pendulum.parse(raw, tz="UTC")
     if not isinstance(parsed, datetime):
         raise ValueError(f"ATLASSIAN_QRADAR_START_DATE={raw!r} is not a date or date-time (e.g. 2026-11-01)")
@@ -82,19 +87,19 @@ def build_audit_dag(
     :param operator_kwargs: extra arguments for :class:`AtlassianAuditLogToQRadarOperator` (filters, archive_path,
         log_source_identifier, max_frame_bytes, ...).
     """
-    timezone_name = schedule_timezone or os.environ.get("ATLASSIAN_QRADAR_TIMEZONE", "UTC")
+    timezone_name = schedule_timezone or _env("ATLASSIAN_QRADAR_TIMEZONE", "UTC")
     settle_window = (
         settle
         if settle is not None
-        else timedelta(minutes=float(os.environ.get("ATLASSIAN_QRADAR_SETTLE_MINUTES", "15")))
+        else timedelta(minutes=float(_env("ATLASSIAN_QRADAR_SETTLE_MINUTES", "15")))
     )
     first_window = start_date or _env_start_date()
     budget = dict(DEFAULT_REQUESTS_PER_MINUTE)
     budget.update(requests_per_minute or {})
     share = {path: rpm / max_active_runs for path, rpm in budget.items()}
     task_kwargs: dict[str, Any] = {"time_zone": timezone_name}
-    if os.environ.get("ATLASSIAN_QRADAR_QUERY"):
-        task_kwargs["query"] = os.environ["ATLASSIAN_QRADAR_QUERY"]
+    if _env("ATLASSIAN_QRADAR_QUERY", ""):
+        task_kwargs["query"] = _env("ATLASSIAN_QRADAR_QUERY", "")
     task_kwargs.update(operator_kwargs or {})
     doc = DOC_MD.format(
         atlassian_conn_id=atlassian_conn_id,
