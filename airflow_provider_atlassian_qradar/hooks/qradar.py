@@ -1,0 +1,352 @@
+"""Hook for IBM QRadar: turns an Airflow connection into a syslog (TCP/TLS/UDP) or HTTP Receiver event sender."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from functools import cached_property
+from typing import Any
+
+import requests
+from airflow.sdk import BaseHook
+
+from airflow_provider_atlassian_qradar.syslog import FRAMINGS, SYSLOG_FORMATS, SyslogFormatter
+from airflow_provider_atlassian_qradar.transport import (
+    EventSender,
+    HttpSender,
+    QRadarDeliveryError,
+    TcpSender,
+    TlsSender,
+    UdpSender,
+    build_ssl_context,
+)
+
+try:
+    from airflow.sdk.log import mask_secret
+except ImportError:  # pragma: no cover - older task SDKs
+    mask_secret = None  # type: ignore[assignment]
+
+
+PROTOCOLS = ("tcp", "tls", "udp", "http", "https")
+DEFAULT_PORTS = {"tcp": 514, "udp": 514, "tls": 6514, "http": 12469, "https": 12469}
+DEFAULT_LOG_SOURCE_IDENTIFIER = "Atlassian-AuditLogs"
+DEFAULT_MAX_FRAME_BYTES = 4096
+MIN_MAX_FRAME_BYTES = 512
+DEFAULT_BATCH_SIZE = {"tcp": 200, "tls": 200, "udp": 1, "http": 500, "https": 500}
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"extra {name}={value!r} is not a boolean: use true or false")
+
+
+def _as_number(value: Any, name: str, kind: type[int] | type[float], minimum: float) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"extra {name}={value!r} is not a number") from None
+    if number < minimum:
+        raise ValueError(f"extra {name}={number} is below the minimum {minimum:g}")
+    return number
+
+
+class QRadarHook(BaseHook):
+    """
+    Deliver LEEF events to IBM QRadar over syslog (TCP, TLS, UDP) or its HTTP Receiver.
+
+    Connection fields: host and port of the event collector (port defaults per protocol: tcp/udp 514, tls 6514,
+    http/https 12469); password = passphrase of ``client_key`` (optional). Extras: ``protocol`` (tcp, tls, udp,
+    http, https), ``framing`` (lf, octet-counting), ``syslog_format`` (rfc5424, rfc3164),
+    ``log_source_identifier``, ``ca_cert``/``client_cert``/``client_key`` (PEM text or path), ``verify``,
+    ``max_frame_bytes``, ``connect_timeout``, ``write_timeout``, ``batch_size``, ``time_zone``.
+
+    Nothing is read or connected in ``__init__``; the connection is read on first use.
+
+    :param qradar_conn_id: the Airflow connection id.
+    :param log_source_identifier: overrides the connection's ``log_source_identifier`` (syslog HOSTNAME).
+    :param max_frame_bytes: overrides the connection's ``max_frame_bytes``.
+    :param time_zone: overrides the time zone of the syslog header time (default UTC).
+    """
+
+    conn_name_attr = "qradar_conn_id"
+    default_conn_name = "qradar_default"
+    conn_type = "qradar"
+    hook_name = "IBM QRadar"
+
+    def __init__(
+        self,
+        qradar_conn_id: str = default_conn_name,
+        *,
+        log_source_identifier: str | None = None,
+        max_frame_bytes: int | None = None,
+        time_zone: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.qradar_conn_id = qradar_conn_id
+        self._log_source_identifier_override = log_source_identifier
+        self._max_frame_bytes_override = max_frame_bytes
+        self._time_zone_override = time_zone
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Connection form: the same behaviour as declared in ``get_provider_info``."""
+        return {
+            "hidden_fields": ["schema", "login"],
+            "relabeling": {"host": "QRadar event collector host", "password": "Client key passphrase"},
+            "placeholders": {
+                "host": "qradar-ec.example.com",
+                "port": "514 (tcp/udp), 6514 (tls), 12469 (http/https)",
+                "extra": '{"protocol": "tls", "log_source_identifier": "Atlassian-AuditLogs"}',
+            },
+        }
+
+    # -- settings -------------------------------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> dict[str, Any]:
+        """The resolved settings (connection + overrides + defaults), validated; secrets are registered masked."""
+        conn = self.get_connection(self.qradar_conn_id)
+        extra: dict[str, Any] = dict(conn.extra_dejson or {})
+        protocol = str(extra.get("protocol") or "tcp").lower()
+        if protocol not in PROTOCOLS:
+            raise ValueError(
+                f"connection {self.qradar_conn_id!r}: unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}"
+            )
+        framing = str(extra.get("framing") or "lf").lower()
+        if framing not in FRAMINGS:
+            raise ValueError(
+                f"connection {self.qradar_conn_id!r}: unknown framing {framing!r}: use one of {', '.join(FRAMINGS)}"
+            )
+        syslog_format = str(extra.get("syslog_format") or "rfc5424").lower()
+        if syslog_format not in SYSLOG_FORMATS:
+            raise ValueError(
+                f"connection {self.qradar_conn_id!r}: unknown syslog_format {syslog_format!r}: use one of "
+                f"{', '.join(SYSLOG_FORMATS)}"
+            )
+        host = (conn.host or "").strip()
+        if not host:
+            raise ValueError(f"connection {self.qradar_conn_id!r} has no host: set the QRadar event collector host")
+        if "://" in host:
+            raise ValueError(
+                f"connection {self.qradar_conn_id!r}: host {host!r} must be a host name or IP, not a URL; "
+                "choose http or https with the protocol extra"
+            )
+        max_frame_bytes = self._max_frame_bytes_override or extra.get("max_frame_bytes") or DEFAULT_MAX_FRAME_BYTES
+        client_key = extra.get("client_key") or None
+        passphrase = conn.password or None
+        for secret in (client_key, passphrase):
+            if secret and mask_secret is not None:
+                mask_secret(secret)
+        verify = _as_bool(True if extra.get("verify") is None else extra["verify"], "verify")
+        return {
+            "protocol": protocol,
+            "host": host,
+            "port": int(conn.port or DEFAULT_PORTS[protocol]),
+            "framing": framing,
+            "syslog_format": syslog_format,
+            "log_source_identifier": self._log_source_identifier_override
+            or extra.get("log_source_identifier")
+            or DEFAULT_LOG_SOURCE_IDENTIFIER,
+            "max_frame_bytes": _as_number(max_frame_bytes, "max_frame_bytes", int, MIN_MAX_FRAME_BYTES),
+            "time_zone": self._time_zone_override or extra.get("time_zone") or "UTC",
+            "ca_cert": extra.get("ca_cert") or None,
+            "client_cert": extra.get("client_cert") or None,
+            "client_key": client_key,
+            "key_passphrase": passphrase,
+            "verify": verify,
+            "connect_timeout": _as_number(extra.get("connect_timeout", 10), "connect_timeout", float, 0.1),
+            "write_timeout": _as_number(extra.get("write_timeout", 30), "write_timeout", float, 0.1),
+            "batch_size": _as_number(extra.get("batch_size") or DEFAULT_BATCH_SIZE[protocol], "batch_size", int, 1),
+        }
+
+    @property
+    def protocol(self) -> str:
+        """tcp, tls, udp, http or https."""
+        return str(self.settings["protocol"])
+
+    @property
+    def host(self) -> str:
+        """QRadar event collector host."""
+        return str(self.settings["host"])
+
+    @property
+    def port(self) -> int:
+        """Port (connection value or the protocol default)."""
+        return int(self.settings["port"])
+
+    @property
+    def framing(self) -> str:
+        """lf or octet-counting (syslog over tcp/tls)."""
+        return str(self.settings["framing"])
+
+    @property
+    def syslog_format(self) -> str:
+        """rfc5424 or rfc3164."""
+        return str(self.settings["syslog_format"])
+
+    @property
+    def log_source_identifier(self) -> str:
+        """The syslog HOSTNAME that QRadar routes by."""
+        return str(self.settings["log_source_identifier"])
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """Largest frame (header + LEEF + framing) to send."""
+        return int(self.settings["max_frame_bytes"])
+
+    @property
+    def verify(self) -> bool:
+        """Whether the server certificate is verified (tls/https)."""
+        return bool(self.settings["verify"])
+
+    @property
+    def batch_size(self) -> int:
+        """Events per write (tcp/tls) or per POST (http/https)."""
+        return int(self.settings["batch_size"])
+
+    @property
+    def time_zone(self) -> str:
+        """IANA time zone of the syslog header time (default UTC)."""
+        return str(self.settings["time_zone"])
+
+    def validate(self) -> None:
+        """
+        Resolve and check every setting without any network I/O (protocol, framing, identifier, certificates).
+
+        :raises ValueError: naming the setting and the allowed values or the fix.
+        """
+        if self.protocol in ("tls", "https"):
+            self.get_ssl_context()
+        if self.protocol not in ("http", "https"):
+            self.get_formatter()
+
+    def describe(self) -> str:
+        """A one-line, secret-free description for logs, e.g. ``tls://qradar-ec:6514 (log source X, lf)``."""
+        if self.protocol in ("http", "https"):
+            return f"{self.url} (HTTP Receiver)"
+        return (
+            f"{self.protocol}://{self.host}:{self.port} (log source {self.log_source_identifier}, "
+            f"{self.syslog_format}, {self.framing} framing)"
+        )
+
+    @property
+    def url(self) -> str:
+        """The HTTP Receiver URL (http/https only)."""
+        return f"{self.protocol}://{self.host}:{self.port}/"
+
+    def get_formatter(self) -> SyslogFormatter:
+        """The syslog formatter for this connection (validates the log source identifier)."""
+        return SyslogFormatter(
+            syslog_format=self.syslog_format,
+            hostname=self.log_source_identifier,
+            framing=self.framing,
+            time_zone=str(self.settings["time_zone"]),
+        )
+
+    def leef_budget(self) -> int:
+        """Bytes the LEEF encoder may use per event: ``max_frame_bytes`` minus the syslog header and framing."""
+        if self.protocol in ("http", "https"):
+            return self.max_frame_bytes
+        return self.max_frame_bytes - self.get_formatter().overhead_bytes()
+
+    def get_ssl_context(self) -> ssl.SSLContext:
+        """The client TLS context (CA pinning, client certificate); warns when verification is turned off."""
+        settings = self.settings
+        if not settings["verify"]:
+            self.log.warning(
+                "TLS certificate verification of QRadar at %s:%s is OFF (verify=false): anyone on the path can "
+                "read or alter the audit events; set ca_cert instead",
+                self.host,
+                self.port,
+            )
+        return build_ssl_context(
+            ca_cert=settings["ca_cert"],
+            client_cert=settings["client_cert"],
+            client_key=settings["client_key"],
+            key_passphrase=settings["key_passphrase"],
+            verify=settings["verify"],
+        )
+
+    def get_sender(self) -> EventSender:
+        """
+        Build the sender for this connection; use it as a context manager.
+
+        :return: a :class:`TcpSender`, :class:`TlsSender`, :class:`UdpSender` or :class:`HttpSender`.
+        """
+        settings = self.settings
+        protocol = self.protocol
+        if protocol in ("http", "https"):
+            return HttpSender(
+                self.url,
+                batch_size=self.batch_size,
+                timeout=(settings["connect_timeout"], settings["write_timeout"]),
+                ssl_context=self.get_ssl_context() if protocol == "https" else None,
+            )
+        formatter = self.get_formatter()
+        if protocol == "udp":
+            return UdpSender(self.host, self.port, formatter)
+        stream_options: dict[str, Any] = {
+            "batch_size": self.batch_size,
+            "connect_timeout": settings["connect_timeout"],
+            "write_timeout": settings["write_timeout"],
+        }
+        if protocol == "tls":
+            return TlsSender(self.host, self.port, formatter, ssl_context=self.get_ssl_context(), **stream_options)
+        return TcpSender(self.host, self.port, formatter, **stream_options)
+
+    # -- test_connection ------------------------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """
+        Check that QRadar can be reached, without sending an event.
+
+        tcp: a TCP connect; tls: a TCP connect and TLS handshake (certificate verified); udp: only the host name
+        is resolved (UDP has no handshake); http/https: a ``HEAD /`` request, where any HTTP answer counts as
+        reachable because the HTTP Receiver only documents POST (and an empty POST could create an event).
+        """
+        try:
+            protocol = self.protocol
+            if protocol == "udp":
+                socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)
+                return True, (
+                    f"resolved {self.host}; UDP has no handshake, so whether a log source listens on port "
+                    f"{self.port} cannot be checked (and UDP can lose events silently)"
+                )
+            if protocol in ("http", "https"):
+                return self._test_http()
+            sender = self.get_sender()
+            assert isinstance(sender, TcpSender)
+            try:
+                sender.connect_once().close()
+            except OSError as exc:
+                return False, sender.explain(exc)
+            return True, f"connected to QRadar at {self.host}:{self.port} over {protocol.upper()}"
+        except (ValueError, QRadarDeliveryError) as exc:
+            return False, str(exc)
+
+    def _test_http(self) -> tuple[bool, str]:
+        sender = self.get_sender()
+        assert isinstance(sender, HttpSender)
+        with sender:
+            session = sender._session
+            assert session is not None
+            try:
+                response = session.head(self.url, timeout=sender.timeout, allow_redirects=False)
+            except requests.exceptions.SSLError as exc:
+                return False, (
+                    f"TLS with the QRadar HTTP Receiver at {self.url} failed: {exc}. Set ca_cert to the CA that "
+                    "issued its certificate"
+                )
+            except requests.ConnectionError as exc:
+                return False, (
+                    f"cannot reach the QRadar HTTP Receiver at {self.url} ({exc}): check host, port (12469 by "
+                    "default), that the log source is enabled, and the firewall"
+                )
+            except requests.Timeout:
+                return False, f"the QRadar HTTP Receiver at {self.url} did not answer in time: check the firewall"
+        return True, f"the QRadar HTTP Receiver at {self.url} answered (HTTP {response.status_code} to HEAD /)"
