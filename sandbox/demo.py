@@ -33,6 +33,7 @@ from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import REPO_ROOT, AirflowHome, AirflowServices, airflow_services, free_port
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
 from sandbox.receiver import LineReceiver
+from sandbox.syslog_ng import SyslogNg
 
 DAG_ID = "atlassian_audit_to_qradar"
 TASK_ID = "deliver_audit_events"
@@ -50,15 +51,13 @@ def _port(preferred: int) -> int:
     return preferred
 
 
-def _start_receiver(stack: ExitStack, output: Path) -> tuple[int, str]:
-    """Start syslog-ng when installed, else the built-in receiver; return (port, name)."""
+def _start_receiver(stack: ExitStack, output: Path) -> tuple[int, Path, str]:
+    """Start syslog-ng when installed, else the built-in receiver; return (port, output file, name)."""
     if shutil.which("syslog-ng"):
-        from sandbox.syslog_ng import SyslogNg
-
-        receiver = stack.enter_context(SyslogNg(output.parent / "syslog-ng", transport="tcp", output=output))
-        return receiver.port, "syslog-ng"
+        receiver = stack.enter_context(SyslogNg(output.parent, transport="tcp"))
+        return receiver.port, receiver.output, "syslog-ng"
     line_receiver = stack.enter_context(LineReceiver(output))
-    return line_receiver.port, "built-in TCP receiver"
+    return line_receiver.port, output, "built-in TCP receiver"
 
 
 def _xcom_summary(services: AirflowServices, run_id: str) -> dict[str, Any]:
@@ -93,7 +92,7 @@ def _wait_with_progress(services: AirflowServices, total: int, timeout: float) -
 
 def run(windows: int, ui: bool, port: int) -> int:
     """Run the demo; return the process exit code."""
-    real = bool(os.environ.get("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT") and os.environ.get("AIRFLOW_CONN_QRADAR_DEFAULT"))
+    real = all(os.environ.get(f"AIRFLOW_CONN_{name}") for name in ("ATLASSIAN_ADMIN_DEFAULT", "QRADAR_DEFAULT"))
     if DEMO_DIR.exists():
         shutil.rmtree(DEMO_DIR)
     DEMO_DIR.mkdir()
@@ -122,7 +121,7 @@ def run(windows: int, ui: bool, port: int) -> int:
                 processing_lag_max_seconds=30,
             )
             sim = stack.enter_context(run_in_thread(config))
-            receiver_port, receiver_name = _start_receiver(stack, received)
+            receiver_port, received, receiver_name = _start_receiver(stack, received)
             print(f"Atlassian API simulator: {sim.base_url} ({sim.event_count} events over 3 days)")
             print(f"QRadar stand-in: {receiver_name} on 127.0.0.1:{receiver_port} -> {received}")
             env["AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT"] = json.dumps(
@@ -141,7 +140,7 @@ def run(windows: int, ui: bool, port: int) -> int:
         print(f"Airflow home: {home.path} (your ~/airflow is not touched); initialising the database ...")
         home.migrate()
         services = stack.enter_context(airflow_services(home))
-        print(f"Airflow is up on {services.api_url}; catchup of {windows} hourly windows from {first_start:%Y-%m-%d %H:%M} UTC")
+        print(f"Airflow is up on {services.api_url}; catchup of {windows} hourly windows from {first_start:%H:%M} UTC")
         services.wait_for_dag(DAG_ID)
         runs = _wait_with_progress(services, windows, timeout=600)
         ok = _report(services, runs, sim, received, first_start, last_end)

@@ -162,6 +162,7 @@ class QRadarHook(BaseHook):
             "connect_timeout": _as_number(extra.get("connect_timeout", 10), "connect_timeout", float, 0.1),
             "write_timeout": _as_number(extra.get("write_timeout", 30), "write_timeout", float, 0.1),
             "batch_size": _as_number(extra.get("batch_size") or DEFAULT_BATCH_SIZE[protocol], "batch_size", int, 1),
+            "max_reconnects": _as_number(extra.get("max_reconnects", 10), "max_reconnects", int, 0),
         }
 
     @property
@@ -294,6 +295,7 @@ class QRadarHook(BaseHook):
             "batch_size": self.batch_size,
             "connect_timeout": settings["connect_timeout"],
             "write_timeout": settings["write_timeout"],
+            "max_reconnects": settings["max_reconnects"],
         }
         if protocol == "tls":
             return TlsSender(self.host, self.port, formatter, ssl_context=self.get_ssl_context(), **stream_options)

@@ -46,7 +46,8 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
     (Airflow 3.3+): a retry resumes after the last checkpoint. On success the checkpoint is cleared, so a later
     clear/rerun re-delivers the whole window.
 
-    :param window_start: inclusive window start (templated), default ``{{ data_interval_start }}``.
+    :param window_start: inclusive window start (templated), default ``{{ data_interval_start }}``; an ISO 8601
+        string without an offset is taken as UTC.
     :param window_end: exclusive window end (templated), default ``{{ data_interval_end }}``.
     :param atlassian_conn_id: connection of type ``atlassian_admin``.
     :param qradar_conn_id: connection of type ``qradar``.
