@@ -168,6 +168,32 @@ class AirflowServices:
             raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:2000]}")
         return response.json() if response.content else None
 
+    def create_backfill(self, dag_id: str, from_date: str, to_date: str, **options: Any) -> dict[str, Any]:
+        """``POST /api/v2/backfills`` — what the UI's Trigger -> Backfill does.
+
+        On SQLite the API server answers 503 "Database is locked" while the scheduler holds the database; that
+        is transient, so the request is repeated for up to a minute.
+        """
+        body = {"dag_id": dag_id, "from_date": from_date, "to_date": to_date, **options}
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return dict(self.api("POST", "/api/v2/backfills", json=body))
+            except RuntimeError as err:
+                if "-> 503" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def wait_for_backfill(self, backfill_id: int, timeout: float = 600) -> dict[str, Any]:
+        """Wait until the scheduler marks a backfill completed (a DAG has one active backfill at a time)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            backfill = dict(self.api("GET", f"/api/v2/backfills/{backfill_id}"))
+            if backfill.get("completed_at"):
+                return backfill
+            time.sleep(1)
+        raise TimeoutError(f"backfill {backfill_id} not completed after {timeout} s")
+
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -148,16 +148,12 @@ class TestScheduler:
             home.migrate()
             with airflow_services(home) as airflow:
                 airflow.wait_for_dag(DAG_ID)
-                backfill = airflow.api(
-                    "POST",
-                    "/api/v2/backfills",
-                    json={
-                        "dag_id": DAG_ID,
-                        "from_date": backfill_first.isoformat(),
-                        "to_date": (backfill_first + timedelta(hours=23)).isoformat(),
-                        "max_active_runs": 4,
-                        "reprocess_behavior": "none",
-                    },
+                backfill = airflow.create_backfill(
+                    DAG_ID,
+                    backfill_first.isoformat(),
+                    (backfill_first + timedelta(hours=23)).isoformat(),
+                    max_active_runs=4,
+                    reprocess_behavior="none",
                 )
                 assert backfill["dag_id"] == DAG_ID
                 runs = airflow.wait_for_runs(DAG_ID, 24, timeout=900)
@@ -167,22 +163,15 @@ class TestScheduler:
                 got = received_ids(syslog_ng.wait_for_lines(len(truth)))
                 assert len(truth) == 24 * 150
                 assert set(got) == set(truth) and max(got.values()) == 1
+                airflow.wait_for_backfill(backfill["id"])
 
                 # A busy hour whose delivery loses its receiver half-way: the task fails, Airflow retries it,
                 # and the retry resumes from the checkpoint (at most one page delivered twice).
                 sim.faults.update(slow_seconds=0.4)
                 lines_before = len(syslog_ng.lines())
                 before = len(sim.requests)
-                airflow.api(
-                    "POST",
-                    "/api/v2/backfills",
-                    json={
-                        "dag_id": DAG_ID,
-                        "from_date": big_window.isoformat(),
-                        "to_date": big_window.isoformat(),
-                        "max_active_runs": 1,
-                        "reprocess_behavior": "none",
-                    },
+                airflow.create_backfill(
+                    DAG_ID, big_window.isoformat(), big_window.isoformat(), max_active_runs=1, reprocess_behavior="none"
                 )
                 outage = threading.Thread(target=_outage_after_pages, args=(sim, syslog_ng, before, 3))
                 outage.start()
