@@ -87,28 +87,36 @@ class Page:
 
 @dataclass
 class _RequestPacer:
-    """Keep at most ``per_minute`` requests in any 60 s, per endpoint path (a sliding-window log)."""
+    """Space requests evenly: at most ``per_minute`` a minute, one every ``60 / per_minute`` seconds.
+
+    Even spacing (rather than bursts) is what lets several windows share one organization's budget: each task
+    gets a share, and :meth:`time_to_next` tells a finishing task how long its last request still "occupies"
+    its share, so the next task in the same worker slot cannot push the sum over the limit.
+    """
 
     per_minute: float
-    sent: deque[float] = field(default_factory=deque)
+    next_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def interval(self) -> float:
+        return 60.0 / self.per_minute if self.per_minute > 0 else 0.0
+
     def wait(self) -> float:
-        """Sleep until one more request fits in the limit; return the seconds slept."""
+        """Sleep until the next request is allowed; return the seconds slept."""
         if self.per_minute <= 0:
             return 0.0
-        slept = 0.0
         with self.lock:
-            while True:
-                now = time.monotonic()
-                while self.sent and now - self.sent[0] >= 60.0:
-                    self.sent.popleft()
-                if len(self.sent) < max(1, int(self.per_minute)):
-                    self.sent.append(now)
-                    return slept
-                pause = 60.0 - (now - self.sent[0]) + 0.01
+            now = time.monotonic()
+            pause = max(0.0, self.next_at - now)
+            if pause:
                 time.sleep(pause)
-                slept += pause
+            self.next_at = max(now, self.next_at) + self.interval
+            return pause
+
+    def time_to_next(self) -> float:
+        """Seconds until this pacer would allow another request (0 when idle)."""
+        return max(0.0, self.next_at - time.monotonic()) if self.per_minute > 0 else 0.0
 
 
 class _RecentIds:
@@ -269,6 +277,16 @@ class AtlassianAuditLogHook(BaseHook):
     @cached_property
     def _pacers(self) -> dict[str, _RequestPacer]:
         return {path: _RequestPacer(rpm) for path, rpm in self._connection_settings["rpm"].items()}
+
+    def rate_share_remaining(self) -> float:
+        """Seconds until this hook's last request stops counting against its share of the rate limit.
+
+        A task that ends sooner and is followed at once by another window's task in the same worker slot would
+        let the two together exceed the share; the operator waits this long before finishing.
+        """
+        if "_pacers" not in self.__dict__:
+            return 0.0
+        return max((pacer.time_to_next() for pacer in self._pacers.values()), default=0.0)
 
     def get_conn(self) -> requests.Session:
         """Return the requests session, with the bearer token set."""

@@ -375,23 +375,33 @@ class TestAtlassianAuditLogHookOtherEndpoints:
 
 
 class TestRequestPacer:
-    def test_keeps_requests_per_minute(self, monkeypatch):
-        clock = [1000.0]
-        slept: list[float] = []
+    @pytest.fixture
+    def clock(self, monkeypatch) -> list[float]:
+        now = [1000.0]
 
         def fake_sleep(seconds: float) -> None:
-            slept.append(seconds)
-            clock[0] += seconds
+            now[0] += seconds
 
-        monkeypatch.setattr("airflow_provider_atlassian_qradar.hooks.atlassian.time.monotonic", lambda: clock[0])
+        monkeypatch.setattr("airflow_provider_atlassian_qradar.hooks.atlassian.time.monotonic", lambda: now[0])
         monkeypatch.setattr("airflow_provider_atlassian_qradar.hooks.atlassian.time.sleep", fake_sleep)
-        pacer = _RequestPacer(per_minute=3)
-        for _ in range(3):
-            assert pacer.wait() == 0.0
-        waited = pacer.wait()
-        assert 60.0 <= waited <= 60.1
-        assert clock[0] - 1000.0 == pytest.approx(waited)
+        return now
+
+    def test_spaces_requests_evenly(self, clock):
+        pacer = _RequestPacer(per_minute=12)  # one every 5 s
+        assert pacer.wait() == 0.0
+        assert pacer.wait() == pytest.approx(5.0)
+        assert pacer.wait() == pytest.approx(5.0)
+        assert clock[0] - 1000.0 == pytest.approx(10.0)
+        assert pacer.time_to_next() == pytest.approx(5.0)
+
+    def test_idle_time_is_not_banked_into_a_burst(self, clock):
+        pacer = _RequestPacer(per_minute=12)
+        pacer.wait()
+        clock[0] += 60.0
+        assert pacer.wait() == 0.0
+        assert pacer.wait() == pytest.approx(5.0)
 
     def test_zero_means_unpaced(self):
         pacer = _RequestPacer(per_minute=0)
         assert all(pacer.wait() == 0.0 for _ in range(100))
+        assert pacer.time_to_next() == 0.0
