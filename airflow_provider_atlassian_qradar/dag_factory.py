@@ -89,9 +89,7 @@ def build_audit_dag(
     """
     timezone_name = schedule_timezone or _env("ATLASSIAN_QRADAR_TIMEZONE", "UTC")
     settle_window = (
-        settle
-        if settle is not None
-        else timedelta(minutes=float(_env("ATLASSIAN_QRADAR_SETTLE_MINUTES", "15")))
+        settle if settle is not None else timedelta(minutes=float(_env("ATLASSIAN_QRADAR_SETTLE_MINUTES", "15")))
     )
     first_window = start_date or _env_start_date()
     budget = dict(DEFAULT_REQUESTS_PER_MINUTE)

@@ -1,7 +1,7 @@
 """LEEF 2.0 encoder for Atlassian organization audit events (pure Python, no Airflow import).
 
 One call turns one event (the JSON object from ``/admin/v1/orgs/{org}/events`` or ``/events-stream``) into one
-LEEF 2.0 line with a TAB delimiter. Keys come from a fixed schema (see ``docs/leef-mapping.md``), never from
+LEEF 2.0 line with a TAB delimiter. Keys come from a fixed schema (see the README's "LEEF mapping" section), never from
 event data; values are escaped so that no event can forge a line, a key or a header field; the line always
 fits ``max_bytes`` by trimming the least important values first.
 
@@ -705,7 +705,7 @@ def format_event(
     """
     Encode one Atlassian organization audit event as one LEEF 2.0 line (TAB-delimited).
 
-    Keys follow the schema in ``docs/leef-mapping.md``. If header + core keys alone exceed ``max_bytes``
+    Keys follow the schema in the README's "LEEF mapping" section. If header + core keys alone exceed ``max_bytes``
     (only with pathological values: action ids or names hundreds of bytes long), they are emitted anyway,
     with every custom key dropped and listed in ``truncated``.
 
@@ -1036,7 +1036,7 @@ class _TruncatedList:
 
 
 def _fit(header: str, out: list[str], core_length: int, max_bytes: int) -> str:
-    """Trim custom values (least important first) until the line fits; see docs/leef-mapping.md."""
+    """Trim custom values (least important first) until the line fits; see the README's LEEF mapping."""
     core = [out[index].lstrip("\t") + out[index + 1] for index in range(0, core_length, 2)]
     custom = [out[index][1:] + out[index + 1] for index in range(core_length, len(out), 2)]
     keys = [pair[: pair.index("=")] for pair in custom]

@@ -88,7 +88,7 @@ def event_with(**attributes: Any) -> dict[str, Any]:
     return event
 
 
-# --- An independent, table-driven statement of the mapping (docs/leef-mapping.md) --------------------------
+# --- An independent, table-driven statement of the mapping (README: LEEF mapping) --------------------------
 SCALAR_PATHS: dict[str, tuple[str, ...]] = {
     "eventType": ("type",),
     "msg": ("message", "content"),
@@ -783,12 +783,20 @@ class TestParseLeef:
 
 
 class TestSchemaDocumentation:
-    DOC = Path(__file__).resolve().parents[1] / "docs" / "leef-mapping.md"
+    README = Path(__file__).resolve().parents[1] / "README.md"
+
+    @classmethod
+    def mapping_section(cls) -> str:
+        """The README's "LEEF mapping" section, up to the next top-level section."""
+        text = cls.README.read_text()
+        start = text.index("\n## LEEF mapping\n")
+        end = text.index("\n## ", start + 1)
+        return text[start:end]
 
     @classmethod
     def documented_keys(cls) -> list[str]:
         """The keys of the mapping tables, in table order (containerNId etc. for dynamic keys)."""
-        return re.findall(r"^\| `([A-Za-z][A-Za-z0-9_]*)` \|", cls.DOC.read_text(), re.MULTILINE)
+        return re.findall(r"^\| `([A-Za-z][A-Za-z0-9_]*)` \|", cls.mapping_section(), re.MULTILINE)
 
     def test_every_fixed_key_is_documented_and_nothing_else(self) -> None:
         found = self.documented_keys()
@@ -796,7 +804,7 @@ class TestSchemaDocumentation:
         assert sorted(fixed) == sorted(SCHEMA_KEYS)
 
     def test_dynamic_keys_are_documented(self) -> None:
-        text = self.DOC.read_text()
+        text = self.mapping_section()
         for field in ("Id", "Type", "Name", "LinkSelf", "LinkAlt", "Attributes"):
             assert f"`containerN{field}`" in text and f"`contextN{field}`" in text
         assert is_schema_key("container12LinkAlt") and is_schema_key("context1Attributes")

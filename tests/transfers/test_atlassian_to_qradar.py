@@ -191,8 +191,6 @@ class TestAtlassianAuditLogToQRadarOperatorDelivery:
     def test_retry_after_receiver_loss_resends_at_most_one_batch(self, simulator, syslog_ng):
         store = DictStore()
         simulator.faults.update(slow_seconds=0.2)
-        original_send = None
-
         import airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar as module
 
         pages_sent = {"n": 0}
@@ -228,7 +226,7 @@ class TestAtlassianAuditLogToQRadarOperatorDelivery:
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(hook_class, "get_sender", wrapped)
-            with pytest.raises(Exception, match="127.0.0.1"):
+            with pytest.raises(Exception, match=r"127\.0\.0\.1"):
                 operator().execute({"task_state_store": store})
         delivered_before = store.values[CHECKPOINT_KEY]["delivered"]
         assert delivered_before == 200  # pages 1-2 handed over; the checkpoint trails one page
