@@ -15,7 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable
+from airflow.sdk import DAG
+
+try:
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 3.1 keeps it in core only
+    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[assignment]
 
 from airflow_provider_atlassian_qradar.hooks.atlassian import DEFAULT_REQUESTS_PER_MINUTE
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
@@ -41,6 +46,20 @@ QRadar once, as a LEEF 2.0 line, over the transport of the `{qradar_conn_id}` co
 * **Concurrency**: at most {max_active_runs} hours run at once; each gets 1/{max_active_runs} of the API's
   request budget, so parallel windows stay inside Atlassian's rate limits.
 """
+
+
+def _exponential_backoff() -> bool | float:
+    """Return the ``retry_exponential_backoff`` value that doubles the delay on this Airflow.
+
+    Airflow 3.2+ takes a multiplier (``True`` would mean 1, no growth); 3.1 takes a flag and refuses a float.
+    """
+    try:
+        from airflow.sdk.bases.operator import BASEOPERATOR_ARGS_EXPECTED_TYPES
+    except ImportError:  # pragma: no cover - a future SDK without the table
+        return 2.0
+    expected = BASEOPERATOR_ARGS_EXPECTED_TYPES.get("retry_exponential_backoff", float)
+    accepted = expected if isinstance(expected, tuple) else (expected,)
+    return 2.0 if float in accepted else True
 
 
 def _env(name: str, default: str) -> str:
@@ -118,7 +137,7 @@ def build_audit_dag(
         default_args={
             "retries": retries,
             "retry_delay": timedelta(minutes=1),
-            "retry_exponential_backoff": 2.0,
+            "retry_exponential_backoff": _exponential_backoff(),
             "max_retry_delay": timedelta(minutes=30),
         },
     ) as dag:
