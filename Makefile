@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LOCK := requirements/dev.lock
 
-.PHONY: venv test lint typecheck demo bench lock clean
+.PHONY: venv test lint typecheck demo demo-ui bench lock clean
 
 $(BIN)/python: $(LOCK) pyproject.toml
 	$(PYTHON) -m pip install -q uv
@@ -29,6 +29,9 @@ test: venv lint
 
 demo: venv
 	$(BIN)/python -m sandbox.demo
+
+demo-ui: venv
+	$(BIN)/python -m sandbox.demo --ui
 
 bench: venv
 	$(BIN)/python -m bench

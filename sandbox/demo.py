@@ -90,13 +90,13 @@ def _wait_with_progress(services: AirflowServices, total: int, timeout: float) -
     raise TimeoutError(f"only {shown}/{total} windows finished in {timeout:.0f} s; see {services.home.path}")
 
 
-def run(windows: int, ui: bool, port: int) -> int:
+def run(windows: int, ui: bool, port: int, workdir: Path = DEMO_DIR) -> int:
     """Run the demo; return the process exit code."""
     real = all(os.environ.get(f"AIRFLOW_CONN_{name}") for name in ("ATLASSIAN_ADMIN_DEFAULT", "QRADAR_DEFAULT"))
-    if DEMO_DIR.exists():
-        shutil.rmtree(DEMO_DIR)
-    DEMO_DIR.mkdir()
-    received = DEMO_DIR / "received-leef.log"
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    received = workdir / "received-leef.log"
     now = datetime.now(timezone.utc)
     last_end = now.replace(minute=0, second=0, microsecond=0)
     first_start = last_end - timedelta(hours=windows)
@@ -136,7 +136,7 @@ def run(windows: int, ui: bool, port: int) -> int:
                 }
             )
         password = secrets.token_urlsafe(12) if ui else None
-        home = AirflowHome(DEMO_DIR / "airflow-home", extra_env=env, api_port=port, admin_password=password)
+        home = AirflowHome(workdir / "airflow-home", extra_env=env, api_port=port, admin_password=password)
         print(f"Airflow home: {home.path} (your ~/airflow is not touched); initialising the database ...")
         home.migrate()
         services = stack.enter_context(airflow_services(home))
@@ -147,12 +147,10 @@ def run(windows: int, ui: bool, port: int) -> int:
         if ui:
             print(
                 f"\nAirflow UI: {services.api_url}  login: admin / {password}\n"
-                f"Open the DAG {DAG_ID!r}, then Trigger -> Backfill to (re)load any range. Ctrl-C stops everything."
+                f"Open the DAG {DAG_ID!r}, then Trigger -> Backfill to (re)load any range. Ctrl-C stops everything.",
+                flush=True,
             )
-            try:
-                signal.pause()
-            except KeyboardInterrupt:
-                print("\nstopping ...")
+            signal.pause()  # until Ctrl-C (or SIGTERM): KeyboardInterrupt unwinds and stops everything
         return 0 if ok else 1
 
 
@@ -202,8 +200,18 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=int(os.environ.get("DEMO_WINDOWS", "6")))
     parser.add_argument("--ui", action="store_true", help="keep Airflow running and print the UI login")
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8080")))
+    parser.add_argument("--workdir", type=Path, default=DEMO_DIR, help="scratch folder, wiped first (default .demo)")
     args = parser.parse_args()
-    sys.exit(run(args.windows, args.ui, _port(args.port)))
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # unwinds the ExitStack: every process the demo started is stopped
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        sys.exit(run(args.windows, args.ui, _port(args.port), args.workdir.resolve()))
+    except KeyboardInterrupt:
+        print("stopped; everything the demo started is gone", flush=True)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
