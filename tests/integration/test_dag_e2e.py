@@ -84,6 +84,34 @@ class TestDagsTest:
         for line in syslog_ng.lines()[:5]:
             assert " Atlassian-AuditLogs LEEF:2.0|Atlassian|Organization Audit Log|" in line
 
+    def test_recent_window_waits_for_late_events_by_deferral(self, migrated_airflow_home, syslog_ng):
+        now = datetime.now(timezone.utc)
+        window_end = now.replace(minute=0, second=0, microsecond=0)
+        # The settle time ends ~20 s from now, so the run must defer and come back, not read at once.
+        settle_minutes = ((now - window_end).total_seconds() + 20) / 60
+        config = SimulatorConfig(
+            org_id=ORG,
+            api_key=API_KEY,
+            start=window_end - timedelta(hours=1),
+            end=window_end,
+            events_per_hour=120,
+            seed=8,
+            processing_lag_max_seconds=5,
+        )
+        with run_in_thread(config) as sim:
+            env = connections(sim.base_url, syslog_ng.port)
+            env["ATLASSIAN_QRADAR_START_DATE"] = (window_end - timedelta(days=1)).isoformat()
+            env["ATLASSIAN_QRADAR_SETTLE_MINUTES"] = f"{settle_minutes:.4f}"
+            home = replace(migrated_airflow_home, extra_env=env)
+            started = time.monotonic()
+            result = home.cli("dags", "test", DAG_ID, now.isoformat(), timeout=300)
+            elapsed = time.monotonic() - started
+            truth = sim.ground_truth(window_end - timedelta(hours=1), window_end)
+            got = received_ids(syslog_ng.wait_for_lines(len(truth)))
+        assert "for late audit events, deferred" in result.stdout, result.stdout[-3000:]
+        assert elapsed >= 15, "the run should have waited for the settle time"
+        assert set(got) == set(truth) and max(got.values()) == 1
+
     def test_readme_example_dag_runs(self, migrated_airflow_home, syslog_ng, tmp_path):
         # The example runs every 6 hours: `dags test` covers the 6-hour interval ending at an aligned time.
         window_end = NOW_HOUR - timedelta(hours=6)
@@ -164,6 +192,22 @@ class TestScheduler:
                 assert len(truth) == 24 * 150
                 assert set(got) == set(truth) and max(got.values()) == 1
                 airflow.wait_for_backfill(backfill["id"])
+
+                # Reprocess "completed" (the UI's "All Runs") re-delivers windows that already succeeded.
+                lines_before = len(syslog_ng.lines())
+                again = airflow.create_backfill(
+                    DAG_ID,
+                    backfill_first.isoformat(),
+                    (backfill_first + timedelta(hours=1)).isoformat(),
+                    max_active_runs=2,
+                    reprocess_behavior="completed",
+                )
+                airflow.wait_for_backfill(again["id"])
+                redelivered_truth = sim.ground_truth(backfill_first, backfill_first + timedelta(hours=2))
+                redelivered = received_ids(
+                    syslog_ng.wait_for_lines(lines_before + len(redelivered_truth))[lines_before:]
+                )
+                assert set(redelivered) == set(redelivered_truth) and max(redelivered.values()) == 1
 
                 # A busy hour whose delivery loses its receiver half-way: the task fails, Airflow retries it,
                 # and the retry resumes from the checkpoint (at most one page delivered twice).
