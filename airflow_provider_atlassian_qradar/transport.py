@@ -163,8 +163,8 @@ def describe_server_certificate(host: str, port: int, timeout: float = 10.0) -> 
     Used only to explain a failed verification; nothing is sent over this connection.
     """
     probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    probe.check_hostname = False  # diagnostics only: no data is sent
-    probe.verify_mode = ssl.CERT_NONE  # diagnostics only: no data is sent
+    probe.check_hostname = False  # explicit opt-in: diagnostics only, no data is sent
+    probe.verify_mode = ssl.CERT_NONE  # explicit opt-in: diagnostics only, no data is sent
     try:
         with (
             socket.create_connection((host, port), timeout=timeout) as raw,
@@ -663,10 +663,10 @@ class _SSLContextAdapter(HTTPAdapter):
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
     ) -> Any:
         host_params, _ = super().build_connection_pool_key_attributes(request, verify, cert)
-        verifying = self._ssl_context.verify_mode != ssl.CERT_NONE
+        verifying = self._ssl_context.verify_mode != ssl.CERT_NONE  # explicit opt-in follows the context
         return host_params, {
             "ssl_context": self._ssl_context,
-            "cert_reqs": "CERT_REQUIRED" if verifying else "CERT_NONE",
+            "cert_reqs": "CERT_REQUIRED" if verifying else "CERT_NONE",  # explicit opt-in: verify=false only
         }
 
 

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def session_members(session_id: int) -> list[int]:
+    """PIDs of the live processes in a session (Linux /proc): all a service started, whatever their group."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == session_id:
+                    members.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return members
 
 
 @dataclass
@@ -102,9 +115,40 @@ class AirflowHome:
         self.cli("db", "migrate", timeout=300)
 
 
+#: Read by :func:`worker_hostname`: the name of one of several workers that share a machine.
+WORKER_NAME_ENV = "AIRFLOW_STACK_WORKER_NAME"
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` for several workers on one machine: ``<worker name>@<fqdn>``.
+
+    Task instances record the hostname their task process reports, which is the machine's name for every
+    Celery worker on it; with this callable and ``AIRFLOW_STACK_WORKER_NAME`` set per worker, they record
+    which worker ran them. Without the variable it is the plain FQDN, as Airflow's default.
+    """
+    fqdn = socket.getfqdn()
+    worker = os.environ.get(WORKER_NAME_ENV, "")
+    return f"{worker}@{fqdn}" if worker else fqdn
+
+
+@dataclass(frozen=True)
+class Component:
+    """One ``airflow`` subprocess: its name (process key and log file name), arguments and extra environment.
+
+    :param name: e.g. ``"worker-w1"``; logs go to ``<home>/service-logs/<name>.log``.
+    :param args: the ``airflow`` arguments, e.g. ``("celery", "worker", "--celery-hostname", "w1@%h")``.
+    :param env: variables added to the home's environment for this process only.
+    """
+
+    name: str
+    args: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class AirflowServices:
-    """Scheduler, API server, DAG processor and triggerer of one AirflowHome, as subprocesses."""
+    """Scheduler, API server, DAG processor, triggerer (and any other ``airflow`` component, such as Celery
+    workers) of one AirflowHome, as subprocesses, each in a session of its own."""
 
     home: AirflowHome
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -114,14 +158,18 @@ class AirflowServices:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.home.api_port}"
 
-    def start(self, components: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")) -> None:
+    def start(
+        self, components: Sequence[str | Component] = ("api-server", "scheduler", "dag-processor", "triggerer")
+    ) -> None:
+        """Start each component (a name such as ``"scheduler"``, or a :class:`Component`) and wait for the API."""
         logs = self.home.path / "service-logs"
         logs.mkdir(exist_ok=True)
-        for component in components:
-            with open(logs / f"{component}.log", "ab") as out:  # the child keeps its own copy of the fd
-                self.processes[component] = subprocess.Popen(
-                    [AIRFLOW_BIN, component],
-                    env=self.home.env,
+        for item in components:
+            component = item if isinstance(item, Component) else Component(item, (item,))
+            with open(logs / f"{component.name}.log", "ab") as out:  # the child keeps its own copy of the fd
+                self.processes[component.name] = subprocess.Popen(
+                    [AIRFLOW_BIN, *component.args],
+                    env={**self.home.env, **component.env},
                     cwd=self.home.path,
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -233,12 +281,18 @@ class AirflowServices:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
-            if process.poll() is None:
+            # Also when the leader has exited: what it left behind goes too, its group (Celery pool processes)
+            # and the rest of its session (task processes, which Airflow puts in groups of their own).
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            for pid in session_members(process.pid):
                 try:
-                    os.killpg(process.pid, signal.SIGKILL)
+                    os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-                process.wait(timeout=10)
+            process.wait(timeout=10)
         self.processes.clear()
 
 

@@ -34,6 +34,9 @@ class SimulatorConfig:
     :param visible_only_when_processed: return an event only once its ``processedAt`` is in the past.
     :param empty_page_cursor: an empty stream page still returns a cursor (keep polling) instead of null.
     :param base_url_for_links: scheme and host used in page ``links.*``; default the server's own URL.
+    :param prebuilt_pages: answer ``/events-stream`` requests whose parameters match a page rendered ahead of time
+        by :meth:`Simulator.prebuild_stream` with that stored body (benchmarks: the simulator is then not the
+        bottleneck). Auth and rate limits still apply; body faults and later visibility changes do not.
     """
 
     org_id: str
@@ -53,6 +56,7 @@ class SimulatorConfig:
     visible_only_when_processed: bool = True
     empty_page_cursor: bool = False
     base_url_for_links: str | None = None
+    prebuilt_pages: bool = False
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:

@@ -190,6 +190,11 @@ class _RateLimiter:
             }
 
 
+def _params_key(params: dict[str, list[str]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Order-independent key of a request's query parameters."""
+    return tuple(sorted((name, tuple(values)) for name, values in params.items()))
+
+
 def _position(cursor: dict[str, Any]) -> tuple[int, str] | None:
     raw = cursor.get("p")
     return (int(raw[0]), str(raw[1])) if raw is not None else None
@@ -240,6 +245,8 @@ class SimulatorState:
         self.links_base = config.base_url_for_links.rstrip("/") if config.base_url_for_links else ""
         self._log_lock = threading.Lock()
         self._log: list[RequestRecord] = []
+        # Filled by prebuild_stream() only when config.prebuilt_pages is set: {request parameters: page body}.
+        self._prebuilt: dict[tuple[tuple[str, tuple[str, ...]], ...], bytes] = {}
 
     # --- request log ------------------------------------------------------------------------------------
 
@@ -293,7 +300,10 @@ class SimulatorState:
                     429, "ADMIN-429-1", f"Rate limit of {limit} requests per minute exceeded", limit_headers
                 )
             base = self.links_base or ""
-            if kind == "stream":
+            prebuilt = self._prebuilt.get(_params_key(params)) if kind == "stream" and self._prebuilt else None
+            if prebuilt is not None:
+                response = _Response(200, prebuilt, {})
+            elif kind == "stream":
                 response = self._stream_page(base, path, query, params)
             elif kind == "events":
                 response = self._events_page(base, path, query, params)
@@ -414,7 +424,35 @@ class SimulatorState:
             body = body[: max(1, len(body) // 2)]
         return _Response(200, body.encode(), {})
 
+    def prebuild_stream(self, from_ms: int, to_ms: int, limit: int) -> tuple[int, int]:
+        """
+        Render every ``/events-stream`` page of one walk now, to be served verbatim later (``prebuilt_pages``).
+
+        The walk is the one a client makes with ``from``, ``to`` and ``limit`` as given, then ``cursor`` added.
+
+        :return: (pages, events) rendered.
+        :raises ValueError: when the config does not enable ``prebuilt_pages``.
+        """
+        if not self.config.prebuilt_pages:
+            raise ValueError("prebuild_stream needs SimulatorConfig(prebuilt_pages=True)")
+        path = f"/admin/v1/orgs/{self.config.org_id}/events-stream"
+        params = {"from": [str(from_ms)], "to": [str(to_ms)], "limit": [str(limit)]}
+        pages = events = 0
+        while True:
+            query = urlencode({name: values[0] for name, values in params.items()})
+            texts, next_token, page_size = self._stream_page_parts(params)
+            response = self._page_response(self.links_base, path, query, texts, next_token, page_size, params)
+            self._prebuilt[_params_key(params)] = response.body
+            pages, events = pages + 1, events + len(texts)
+            if not texts or next_token is None:
+                return pages, events
+            params = {**params, "cursor": [next_token]}
+
     def _stream_page(self, base: str, path: str, query: str, params: dict[str, list[str]]) -> _Response:
+        texts, next_token, page_size = self._stream_page_parts(params)
+        return self._page_response(base, path, query, texts, next_token, page_size, params)
+
+    def _stream_page_parts(self, params: dict[str, list[str]]) -> tuple[list[str], str | None, int]:
         page_size = self._page_size(params)
         cursor = self._cursor_payload(params, "s")
         if cursor is not None:
@@ -453,8 +491,7 @@ class SimulatorState:
                 next_token = token((page[-1].processed_ms, page[-1].event_id))
             else:
                 next_token = token(position) if self.config.empty_page_cursor else None
-        texts = [self.store.event_json(entry, True) for entry in page]
-        return self._page_response(base, path, query, texts, next_token, page_size, params)
+        return [self.store.event_json(entry, True) for entry in page], next_token, page_size
 
     def _apply_page_faults(
         self,
@@ -740,6 +777,16 @@ class Simulator:
     def reset_counters(self) -> None:
         """Forget the request log and every rate-limit window."""
         self.state.reset_counters()
+
+    def prebuild_stream(self, start: datetime, end: datetime, limit: int) -> tuple[int, int]:
+        """
+        Render the ``/events-stream`` pages of ``[start, end)`` now (needs ``prebuilt_pages=True``).
+
+        Matches a client that sends ``from`` = start in ms, ``to`` = end in ms minus 1 and ``limit``, as
+        :class:`AtlassianAuditLogHook` does. Returns (pages, events) rendered.
+        """
+        start_ms, end_ms = to_epoch_us(start) // 1000, -(-to_epoch_us(end) // 1000)
+        return self.state.prebuild_stream(start_ms, end_ms - 1, limit)
 
     def _between(self, start: datetime, end: datetime) -> list[IndexEntry]:
         start_ms, end_ms = to_epoch_us(start) // 1000, -(-to_epoch_us(end) // 1000)
