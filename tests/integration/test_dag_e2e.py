@@ -170,8 +170,8 @@ class TestScheduler:
         )
         with run_in_thread(config) as sim:
             env = connections(sim.base_url, syslog_ng.port, max_reconnects=1, batch_size=50)
-            # Catchup has nothing to do: the DAG starts at the current hour. History comes from the backfill.
-            env["ATLASSIAN_QRADAR_START_DATE"] = NOW_HOUR.isoformat()
+            # Catchup has nothing to do (the DAG starts tomorrow, whenever the hour turns); history is backfilled.
+            env["ATLASSIAN_QRADAR_START_DATE"] = (NOW_HOUR + timedelta(days=1)).isoformat()
             home = AirflowHome(tmp_path / "airflow-home", extra_env=env)
             home.migrate()
             with airflow_services(home) as airflow:
