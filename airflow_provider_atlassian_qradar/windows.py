@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 
 RETENTION = timedelta(days=180)
@@ -73,12 +74,12 @@ class Window:
                 "a window is [start, end) and must be at least 1 ms long"
             )
 
-    @property
+    @cached_property
     def start_ms(self) -> int:
         """Inclusive lower bound in epoch ms (the API's ``from``)."""
         return to_epoch_ms(self.start)
 
-    @property
+    @cached_property
     def end_ms(self) -> int:
         """Exclusive upper bound in epoch ms; the API's inclusive ``to`` is ``end_ms - 1``."""
         return to_epoch_ms(self.end)
