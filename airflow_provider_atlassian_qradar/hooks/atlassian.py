@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import random
 import threading
 import time
@@ -100,7 +101,12 @@ class _RequestPacer:
 
     @property
     def interval(self) -> float:
-        return 60.0 / self.per_minute if self.per_minute > 0 else 0.0
+        # The server counts requests in any 60 s; evenly spaced requests at exactly 60/p s can put ceil(p) of
+        # them in one such span (13 for a 12.5 share). Spacing at 60/floor(p), plus 2% for timing jitter,
+        # keeps every span at floor(p) or fewer, so the shares of parallel windows never add up past the limit.
+        if self.per_minute <= 0:
+            return 0.0
+        return 60.0 / max(1, math.floor(self.per_minute)) * 1.02
 
     def wait(self) -> float:
         """Sleep until the next request is allowed; return the seconds slept."""

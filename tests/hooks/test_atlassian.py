@@ -387,19 +387,29 @@ class TestRequestPacer:
         return now
 
     def test_spaces_requests_evenly(self, clock):
-        pacer = _RequestPacer(per_minute=12)  # one every 5 s
+        pacer = _RequestPacer(per_minute=12)  # one every 5 s, plus 2% for timing jitter
         assert pacer.wait() == 0.0
-        assert pacer.wait() == pytest.approx(5.0)
-        assert pacer.wait() == pytest.approx(5.0)
-        assert clock[0] - 1000.0 == pytest.approx(10.0)
-        assert pacer.time_to_next() == pytest.approx(5.0)
+        assert pacer.wait() == pytest.approx(5.1)
+        assert pacer.wait() == pytest.approx(5.1)
+        assert clock[0] - 1000.0 == pytest.approx(10.2)
+        assert pacer.time_to_next() == pytest.approx(5.1)
+
+    @pytest.mark.parametrize("share", [12.5, 12, 50, 10, 2.5, 1])
+    def test_no_60_second_span_holds_more_than_the_whole_share(self, clock, share):
+        pacer = _RequestPacer(per_minute=share)
+        sent = []
+        for _ in range(200):
+            pacer.wait()
+            sent.append(clock[0])
+        busiest = max(sum(1 for t in sent if start <= t < start + 60) for start in sent)
+        assert busiest <= int(share) or (share < 1 and busiest == 1)
 
     def test_idle_time_is_not_banked_into_a_burst(self, clock):
         pacer = _RequestPacer(per_minute=12)
         pacer.wait()
         clock[0] += 60.0
         assert pacer.wait() == 0.0
-        assert pacer.wait() == pytest.approx(5.0)
+        assert pacer.wait() == pytest.approx(5.1)
 
     def test_zero_means_unpaced(self):
         pacer = _RequestPacer(per_minute=0)
