@@ -47,7 +47,15 @@ _MIN_SEND_BUFFER_BYTES = 4 * 1024
 
 
 class QRadarDeliveryError(Exception):
-    """Events could not be handed to QRadar; the message names the cause and what to check."""
+    """Events could not be handed to QRadar; the message names the cause and what to check.
+
+    :param permanent: True when retrying cannot help until someone changes the configuration (a rejected
+        certificate, an HTTP 4xx); the operator then fails the task without using up its retries.
+    """
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 def _batched(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
@@ -379,7 +387,9 @@ class TcpSender(EventSender):
         try:
             self._sock = self._retrying(self.max_reconnects + 1)(connect)
         except OSError as exc:
-            raise QRadarDeliveryError(f"{self.explain(exc)} (gave up after {attempts} attempts)") from exc
+            raise QRadarDeliveryError(
+                f"{self.explain(exc)} (gave up after {attempts} attempts)", permanent=not _is_transient(exc)
+            ) from exc
         log.debug("connected to QRadar at %s over %s", self.address, self.transport_name)
 
     def _graceful_shutdown(self, sock: socket.socket) -> socket.socket:
@@ -548,7 +558,8 @@ class TlsSender(TcpSender):
         if isinstance(exc, ssl.SSLCertVerificationError):
             certificate = describe_server_certificate(self.host, self.port, self.connect_timeout)
             return (
-                f"TLS verification of QRadar at {self.address} failed: {exc.verify_message}. Server certificate: "
+                f"TLS verification of QRadar at {self.address} failed: {exc.verify_message.rstrip('.')}. "
+                "Server certificate: "
                 f"{certificate}. Set ca_cert to the CA that issued it, connect with a name the certificate lists, "
                 "or renew an expired certificate"
             )
@@ -813,7 +824,8 @@ class HttpSender(EventSender):
         except requests.exceptions.SSLError as exc:
             raise QRadarDeliveryError(
                 f"TLS with the QRadar HTTP Receiver at {self.url} failed: {exc}. Set ca_cert to the CA that "
-                "issued the receiver's certificate and check client_cert for HTTPS with client authentication"
+                "issued the receiver's certificate and check client_cert for HTTPS with client authentication",
+                permanent=True,
             ) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise QRadarDeliveryError(
@@ -844,4 +856,6 @@ class HttpSender(EventSender):
             hint = "nothing receives events at that path: use the HTTP Receiver's port and path /"
         else:
             hint = "check that the port belongs to an HTTP Receiver log source and the events are plain text"
-        raise QRadarDeliveryError(f"QRadar HTTP Receiver at {self.url} answered {status} {response.reason}: {hint}")
+        raise QRadarDeliveryError(
+            f"QRadar HTTP Receiver at {self.url} answered {status} {response.reason}: {hint}", permanent=True
+        )

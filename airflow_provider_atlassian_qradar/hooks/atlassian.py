@@ -581,7 +581,8 @@ class AtlassianAuditLogHook(BaseHook):
             raise AtlassianApiError(
                 f"refusing to follow links.next to {parts.scheme}://{parts.netloc}: it is not the configured API "
                 f"host {ours.scheme}://{ours.netloc}, and the bearer token must not be sent elsewhere. If the API "
-                "moved, update the connection host."
+                "moved, update the connection host.",
+                code="foreign-link",
             )
         cursors = parse_qs(parts.query).get("cursor")
         if not cursors:

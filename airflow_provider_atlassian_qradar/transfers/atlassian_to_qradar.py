@@ -12,7 +12,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +21,15 @@ import pendulum
 from airflow.sdk import Asset, BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
+
+from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError, AtlassianAuditLogHook
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
 from airflow_provider_atlassian_qradar.leef import LeefOptions
+from airflow_provider_atlassian_qradar.transport import QRadarDeliveryError
 from airflow_provider_atlassian_qradar.windows import RETENTION, Window, parse_timestamp_ms
 
 if TYPE_CHECKING:
@@ -164,6 +171,21 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
     # --- the work ----------------------------------------------------------------------------------------------
 
     def _deliver(self, window: Window, qradar: QRadarHook, context: Context) -> dict[str, Any]:
+        try:
+            return self._stream(window, qradar, context)
+        except AtlassianApiError as err:
+            # 400/401/403/404 and a refused foreign link need someone to change something: fail now instead of
+            # spending an hour of retries. 429/5xx/network errors arrive here only after the hook's own retries
+            # and stay retryable (the next attempt resumes from the checkpoint).
+            if err.status in (400, 401, 403, 404) or err.code == "foreign-link":
+                raise AirflowFailException(str(err)) from None
+            raise
+        except QRadarDeliveryError as err:
+            if err.permanent:
+                raise AirflowFailException(str(err)) from None
+            raise
+
+    def _stream(self, window: Window, qradar: QRadarHook, context: Context) -> dict[str, Any]:
         started = time.monotonic()
         atlassian = AtlassianAuditLogHook(
             self.atlassian_conn_id, page_size=self.page_size, requests_per_minute=self.requests_per_minute
@@ -199,7 +221,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             qradar.describe(),
             f" (resuming after {already_sent} events)" if already_sent else "",
         )
-        with qradar.get_sender() as sender:
+        with _closing(archive), qradar.get_sender() as sender:
             # On stream transports (TCP/TLS) "handed over" is not "received": the page just written may still be
             # in flight when the receiver dies. So the checkpoint trails by one page there, and a retry re-sends
             # that page (at most one page twice, nothing lost). An HTTP 2xx is a receipt: no trail needed.
@@ -247,8 +269,8 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                     sent,
                     (sent - already_sent) / elapsed,
                 )
-        if archive is not None:
-            archive.publish()
+            if archive is not None:
+                archive.publish()
         hold = atlassian.rate_share_remaining()
         if hold > 0:
             # The next window's task may start in this slot at once; leave our last request's share of the
@@ -358,6 +380,16 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                 }
 
 
+@contextmanager
+def _closing(archive: _Archive | None) -> Iterator[None]:
+    """Remove the archive's local file whatever happens (publish() copies it first on success)."""
+    try:
+        yield
+    finally:
+        if archive is not None:
+            archive.discard()
+
+
 class _Archive:
     """Write a window's raw events as gzipped JSON Lines to a local file, then publish it to its final path."""
 
@@ -380,7 +412,12 @@ class _Archive:
         self.destination.parent.mkdir(parents=True, exist_ok=True)
         with open(self._local, "rb") as source, self.destination.open("wb") as target:
             shutil.copyfileobj(source, target, length=1 << 20)
-        os.unlink(self._local)
+
+    def discard(self) -> None:
+        """Delete the local file (after publishing, or after a failed attempt: raw events must not linger)."""
+        self._file.close()
+        if os.path.exists(self._local):
+            os.unlink(self._local)
 
 
 def _as_datetime(value: Any, name: str) -> datetime:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_provider_atlassian_qradar.leef import parse_leef
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import (
@@ -21,6 +21,7 @@ from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import (
     AtlassianAuditLogToQRadarOperator,
 )
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from tests.receivers.certs import generate_certs
 from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
 
 API_KEY = "operator-test-key-NEVER-LOGGED"
@@ -248,3 +249,37 @@ class TestAtlassianAuditLogToQRadarOperatorDelivery:
         captured = capsys.readouterr()
         assert API_KEY not in json.dumps(summary) + captured.out + captured.err
         assert API_KEY not in "\n".join(syslog_ng.lines())
+
+
+class TestAtlassianAuditLogToQRadarOperatorPermanentErrors:
+    @pytest.mark.parametrize(
+        ("faults", "message"),
+        [
+            ({"revoke_key_after": 1}, "401"),
+            ({"forbidden": 2}, "read:events:admin"),  # event-actions (tolerated), then the stream
+            ({"foreign_next_link": 1}, "refusing to follow links"),
+        ],
+    )
+    def test_errors_no_retry_can_fix_fail_the_task_without_retries(self, simulator, syslog_ng, faults, message):
+        simulator.faults.update(**faults)
+        with pytest.raises(AirflowFailException, match=message) as info:
+            operator().execute({"task_state_store": DictStore()})
+        assert API_KEY not in str(info.value)
+
+    def test_tls_verification_failure_is_permanent(self, simulator, monkeypatch, tmp_path):
+        require_syslog_ng()
+        certs = generate_certs(tmp_path / "certs")
+        with SyslogNg(tmp_path, "tls", tls_cert=certs.server_cert, tls_key=certs.server_key) as receiver:
+            conn = {"conn_type": "qradar", "host": "127.0.0.1", "port": receiver.port, "extra": {"protocol": "tls"}}
+            monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))  # no ca_cert: untrusted
+            with pytest.raises(AirflowFailException, match="Set ca_cert"):
+                operator().execute({"task_state_store": DictStore()})
+
+    def test_a_failed_attempt_leaves_no_raw_events_on_local_disk(self, simulator, syslog_ng, tmp_path, monkeypatch):
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        monkeypatch.setattr("tempfile.tempdir", str(scratch))
+        simulator.faults.update(revoke_key_after=3)
+        with pytest.raises(AirflowFailException):
+            operator(archive_path=f"file://{tmp_path}/archive").execute({"task_state_store": DictStore()})
+        assert list(scratch.iterdir()) == []
