@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LOCK := requirements/dev.lock
 
-.PHONY: venv test lint typecheck demo demo-ui bench lock clean
+.PHONY: venv test lint typecheck demo demo-ui bench faults lock clean
 
 $(BIN)/python: $(LOCK) pyproject.toml
 	$(PYTHON) -m pip install -q uv
@@ -35,6 +35,10 @@ demo-ui: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# The fault matrix (tests/faults/scenarios.py): runs every scenario and rewrites its table in README.md.
+faults: venv
+	$(BIN)/python -m sandbox.fault_matrix
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
