@@ -110,6 +110,38 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Default true. Turning it off is logged as a warning.",
                         "schema": {"type": ["boolean", "null"], "default": True},
                     },
+                    "time_zone": {
+                        "label": "Time zone",
+                        "description": "IANA zone of syslog header times and ISO time keys. Default UTC.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "batch_size": {
+                        "label": "Batch size",
+                        "description": "Events per write (tcp/tls, default 200) or per POST (http/https, default 500).",
+                        "schema": {"type": ["integer", "null"], "minimum": 1},
+                    },
+                    "connect_timeout": {
+                        "label": "Connect timeout (s)",
+                        "description": "Default 10.",
+                        "schema": {"type": ["number", "null"], "minimum": 0.1},
+                    },
+                    "write_timeout": {
+                        "label": "Write timeout (s)",
+                        "description": "Default 30.",
+                        "schema": {"type": ["number", "null"], "minimum": 0.1},
+                    },
+                    "max_reconnects": {
+                        "label": "Reconnect attempts (tcp/tls)",
+                        "description": "Before the task fails (its retry resumes from the checkpoint). Default 10.",
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                    "receiver_buffer_bytes": {
+                        "label": "Replay after a drop (bytes, tcp/tls)",
+                        "description": "Recent frames re-sent after a dropped connection so nothing the receiver had "
+                        "not read is lost. Default 262144; 0 bounds duplicates to about two batches but can lose "
+                        "events a crashing receiver had accepted.",
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
                 },
             },
         ],

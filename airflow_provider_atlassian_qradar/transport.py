@@ -46,6 +46,10 @@ _PEM_MARKER = "-----BEGIN"
 _MIN_SEND_BUFFER_BYTES = 4 * 1024
 
 
+#: Bytes of recent frames re-sent after a TCP/TLS drop, for what the receiver had accepted but not yet read.
+DEFAULT_RECEIVER_BUFFER_BYTES = 256 * 1024
+
+
 class QRadarDeliveryError(Exception):
     """Events could not be handed to QRadar; the message names the cause and what to check.
 
@@ -290,7 +294,7 @@ class TcpSender(EventSender):
         write_timeout: float = 30.0,
         max_reconnects: int = 10,
         reconnect_backoff: tuple[float, float] = (0.5, 30.0),
-        receiver_buffer_bytes: int = 256 * 1024,
+        receiver_buffer_bytes: int = DEFAULT_RECEIVER_BUFFER_BYTES,
     ) -> None:
         super().__init__()
         if batch_size < 1:

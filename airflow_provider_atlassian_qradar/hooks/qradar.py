@@ -12,6 +12,7 @@ from airflow.sdk import BaseHook
 
 from airflow_provider_atlassian_qradar.syslog import FRAMINGS, SYSLOG_FORMATS, SyslogFormatter
 from airflow_provider_atlassian_qradar.transport import (
+    DEFAULT_RECEIVER_BUFFER_BYTES,
     EventSender,
     HttpSender,
     QRadarDeliveryError,
@@ -163,6 +164,9 @@ class QRadarHook(BaseHook):
             "write_timeout": _as_number(extra.get("write_timeout", 30), "write_timeout", float, 0.1),
             "batch_size": _as_number(extra.get("batch_size") or DEFAULT_BATCH_SIZE[protocol], "batch_size", int, 1),
             "max_reconnects": _as_number(extra.get("max_reconnects", 10), "max_reconnects", int, 0),
+            "receiver_buffer_bytes": _as_number(
+                extra.get("receiver_buffer_bytes", DEFAULT_RECEIVER_BUFFER_BYTES), "receiver_buffer_bytes", int, 0
+            ),
         }
 
     @property
@@ -296,6 +300,7 @@ class QRadarHook(BaseHook):
             "connect_timeout": settings["connect_timeout"],
             "write_timeout": settings["write_timeout"],
             "max_reconnects": settings["max_reconnects"],
+            "receiver_buffer_bytes": settings["receiver_buffer_bytes"],
         }
         if protocol == "tls":
             return TlsSender(self.host, self.port, formatter, ssl_context=self.get_ssl_context(), **stream_options)

@@ -63,6 +63,17 @@ class TestQRadarHook:
         assert hook.port == port
         assert isinstance(hook.get_sender(), sender_class)
 
+    def test_reconnect_and_replay_settings_reach_the_sender(self, monkeypatch):
+        set_connection(
+            monkeypatch,
+            conn_type="qradar",
+            host="127.0.0.1",
+            port=1514,
+            extra={"protocol": "tcp", "max_reconnects": 2, "receiver_buffer_bytes": 0},
+        )
+        sender = QRadarHook().get_sender()
+        assert (sender.max_reconnects, sender.receiver_buffer_bytes) == (2, 0)
+
     def test_settings_from_the_connection(self, monkeypatch):
         set_connection(
             monkeypatch,
