@@ -84,6 +84,8 @@ class Page:
     events: list[dict[str, Any]]
     next_cursor: str | None
     position: int
+    #: each event's time in epoch ms (None when unreadable), already parsed for the window check
+    times_ms: list[int | None] = field(default_factory=list)
 
 
 @dataclass
@@ -499,17 +501,20 @@ class AtlassianAuditLogHook(BaseHook):
                 raise AtlassianApiError(f"Atlassian returned 'data' of type {type(data).__name__}, not a list")
             self.stats.pages += 1
             fresh: list[dict[str, Any]] = []
+            times: list[int | None] = []
             repeats_before = self.stats.duplicates_skipped
             for event in data:
-                if not self._accept(event, window, recent):
+                accepted, time_ms = self._accept(event, window, recent)
+                if not accepted:
                     continue
                 if to_drop:
                     to_drop -= 1
                     continue
                 fresh.append(event)
+                times.append(time_ms)
             next_cursor = self._next_cursor(body)
             self.stats.events += len(fresh)
-            yield Page(events=fresh, next_cursor=next_cursor, position=position)
+            yield Page(events=fresh, next_cursor=next_cursor, position=position, times_ms=times)
             position += len(fresh)
             if not next_cursor:
                 return
@@ -535,8 +540,8 @@ class AtlassianAuditLogHook(BaseHook):
                     return
             cursor = next_cursor
 
-    def _accept(self, event: Any, window: Window, recent: _RecentIds) -> bool:
-        """Keep an event only if it is a new id and its time is inside the window."""
+    def _accept(self, event: Any, window: Window, recent: _RecentIds) -> tuple[bool, int | None]:
+        """Keep an event only if it is a new id and its time is inside the window; return (keep, time in ms)."""
         if not isinstance(event, dict):
             raise AtlassianApiError(f"Atlassian returned an event that is not an object: {type(event).__name__}")
         event_id = event.get("id")
@@ -544,17 +549,19 @@ class AtlassianAuditLogHook(BaseHook):
             raise AtlassianApiError("Atlassian returned an event without an 'id'; cannot deliver it exactly once")
         attributes = event.get("attributes") or {}
         raw_time = attributes.get("time") if isinstance(attributes, dict) else None
+        time_ms: int | None = None
         if isinstance(raw_time, str):
             try:
-                if not window.contains_ms(parse_timestamp_ms(raw_time)):
-                    self.stats.out_of_window_skipped += 1
-                    return False
+                time_ms = parse_timestamp_ms(raw_time)
             except ValueError:
                 self.log.warning("event %s has an unreadable time %r; delivering it anyway", event_id, raw_time)
+            if time_ms is not None and not window.contains_ms(time_ms):
+                self.stats.out_of_window_skipped += 1
+                return False, time_ms
         if not recent.add(event_id):
             self.stats.duplicates_skipped += 1
-            return False
-        return True
+            return False, time_ms
+        return True, time_ms
 
     def _is_last_page(self, body: dict[str, Any], count: int) -> bool:
         # A short page ends the walk only when the server tells us the page size it used: a server that

@@ -30,7 +30,7 @@ from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError,
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
 from airflow_provider_atlassian_qradar.leef import LeefOptions
 from airflow_provider_atlassian_qradar.transport import QRadarDeliveryError
-from airflow_provider_atlassian_qradar.windows import RETENTION, Window, parse_timestamp_ms
+from airflow_provider_atlassian_qradar.windows import RETENTION, Window
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -242,16 +242,17 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                 fetched += len(page.events)
                 if archive is not None:
                     archive.write(page.events)
-                events = page.events
+                events, times_ms = page.events, page.times_ms
                 if to_skip_sending:
                     dropped = min(to_skip_sending, len(events))
-                    events, to_skip_sending = events[dropped:], to_skip_sending - dropped
+                    events, times_ms = events[dropped:], times_ms[dropped:]
+                    to_skip_sending -= dropped
                 records = []
-                for event in events:
+                for event, time_ms in zip(events, times_ms, strict=True):
                     line = leef.format(event)
                     if "\ttruncated=" in line:
                         truncated += 1
-                    records.append((line, _event_time_ms(event)))
+                    records.append((line, time_ms))
                 if records:
                     sender.send(records)
                     sent += len(records)
@@ -435,14 +436,3 @@ def _as_datetime(value: Any, name: str) -> datetime:
     if moment.tzinfo is None:
         raise AirflowException(f"{name}={value!r} has no time zone: add one, e.g. +00:00")
     return moment
-
-
-def _event_time_ms(event: dict[str, Any]) -> int | None:
-    attributes = event.get("attributes")
-    raw = attributes.get("time") if isinstance(attributes, dict) else None
-    if not isinstance(raw, str):
-        return None
-    try:
-        return parse_timestamp_ms(raw)
-    except ValueError:
-        return None
