@@ -17,6 +17,7 @@ import json
 import re
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,20 @@ RATIO_TARGET = 1.5
 _EVENT_ID = re.compile(rb"\teventId=([^\t\n]+)")
 
 
-def run(windows: int = 168, events_per_hour: int = 300, stream_rpm: int = STREAM_LIMIT_PER_MINUTE) -> dict[str, Any]:
+def run(
+    windows: int = 168,
+    events_per_hour: int = 300,
+    stream_rpm: int = STREAM_LIMIT_PER_MINUTE,
+    database: str = "sqlite",
+) -> dict[str, Any]:
     """
     Backfill ``windows`` hours of ``events_per_hour`` events and compare its wall time with the rate-limit bound.
 
     :param windows: hourly windows (168 = 7 days).
     :param events_per_hour: events per window (300 = two pages of the default 200: 2 requests per window).
     :param stream_rpm: the simulator's events-stream limit per minute.
+    :param database: ``sqlite`` (the issue's setting) or ``postgres`` (a throw-away PostgreSQL from
+        sandbox/services.py, still with the LocalExecutor), to tell SQLite limits from the pipeline's.
     """
     from airflow_provider_atlassian_qradar.dag_factory import DEFAULT_MAX_ACTIVE_RUNS
     from sandbox.airflow_stack import AirflowHome, airflow_services
@@ -53,8 +61,18 @@ def run(windows: int = 168, events_per_hour: int = 300, stream_rpm: int = STREAM
         seed=11,
         stream_requests_per_minute=stream_rpm,
     )
-    with tempfile.TemporaryDirectory(prefix="bench-backfill-") as scratch, run_in_thread(config) as sim:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-backfill-") as scratch,
+        run_in_thread(config) as sim,
+        ExitStack() as services,
+    ):
         directory = Path(scratch)
+        database_env: dict[str, str] = {}
+        if database == "postgres":
+            from sandbox.services import Postgres
+
+            postgres = services.enter_context(Postgres())
+            database_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = postgres.url("postgresql+psycopg2")
         with SyslogNg(directory, "tcp") as receiver:
             env = {
                 "AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT": json.dumps(
@@ -63,8 +81,9 @@ def run(windows: int = 168, events_per_hour: int = 300, stream_rpm: int = STREAM
                 "AIRFLOW_CONN_QRADAR_DEFAULT": json.dumps(
                     {"conn_type": "qradar", "host": "127.0.0.1", "port": receiver.port, "extra": {"protocol": "tcp"}}
                 ),
-                # Catchup has nothing to do: the DAG starts at the current hour; history comes from the backfill.
-                "ATLASSIAN_QRADAR_START_DATE": now_hour.isoformat(),
+                # Catchup has nothing to do (the DAG starts tomorrow, even if the hour turns); history is backfilled.
+                "ATLASSIAN_QRADAR_START_DATE": (now_hour + timedelta(days=1)).isoformat(),
+                **database_env,
             }
             home = AirflowHome(directory / "airflow-home", extra_env=env)
             home.migrate()
@@ -93,6 +112,7 @@ def run(windows: int = 168, events_per_hour: int = 300, stream_rpm: int = STREAM
     received_ids = {value.decode() for value in received}
     api_span = (max(r.at for r in allowed) - started_epoch) if allowed else 0.0
     return {
+        "database": database,
         "windows": windows,
         "events_per_window": events_per_hour,
         "max_active_runs": max_active_runs,
@@ -143,8 +163,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
     parser.add_argument("--windows", type=int, default=168)
     parser.add_argument("--events-per-hour", type=int, default=300)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     args = parser.parse_args()
-    print(json.dumps(run(args.windows, args.events_per_hour), indent=2))
+    print(json.dumps(run(args.windows, args.events_per_hour, database=args.database), indent=2))
 
 
 if __name__ == "__main__":
