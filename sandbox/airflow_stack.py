@@ -252,8 +252,18 @@ class AirflowServices:
         raise TimeoutError(f"DAG {dag_id} was not parsed within {timeout} s:\n{self.log_tail('dag-processor')}")
 
     def dag_runs(self, dag_id: str) -> list[dict[str, Any]]:
-        body = self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 1000})
-        return list(body["dag_runs"])
+        """All runs of a DAG. The API returns at most ``[api] maximum_page_limit`` (100) a page: walk the pages."""
+        runs: list[dict[str, Any]] = []
+        while True:
+            body = self.api(
+                "GET",
+                f"/api/v2/dags/{dag_id}/dagRuns",
+                params={"limit": 100, "offset": len(runs), "order_by": "id"},
+            )
+            page = list(body["dag_runs"])
+            runs.extend(page)
+            if not page or len(runs) >= int(body.get("total_entries", len(runs))):
+                return runs
 
     def wait_for_runs(self, dag_id: str, count: int, timeout: float = 600) -> list[dict[str, Any]]:
         """Wait until ``count`` runs of the DAG reached a final state; return all runs."""
