@@ -136,11 +136,6 @@ class TestSecretsNeverLeak:
         assert occurrences(needles, texts) == []
         assert [path for path in leftovers if path.suffix == ".pem"] == [], "PEM files must be removed once loaded"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="defect: a failed attempt leaves its archive temp file (raw events, gzip) in the temp dir: "
-        "_Archive is only unlinked in publish(); fix: close and unlink it in a finally/except around the page loop",
-    )
     def test_failed_attempts_leave_no_archive_temp_files(self, certs, tmp_path, monkeypatch):
         require_syslog_ng()
         private_tmp = tmp_path / "tmp"
