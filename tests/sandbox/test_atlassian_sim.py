@@ -596,7 +596,8 @@ class TestCli:
         try:
             assert process.stdout is not None
             announced = json.loads(process.stdout.readline())
-            assert announced["org_id"] == "demo-org" and 230 <= announced["events"] <= 240
+            # 24 h ending now touch 25 hour buckets, two of them partial: about 240 events, a few more or less.
+            assert announced["org_id"] == "demo-org" and 220 <= announced["events"] <= 260
             base = announced["base_url"]
             response = requests.get(
                 f"{base}/admin/v1/orgs/demo-org/events-stream",
