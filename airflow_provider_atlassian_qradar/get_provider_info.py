@@ -135,11 +135,17 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Before the task fails (its retry resumes from the checkpoint). Default 10.",
                         "schema": {"type": ["integer", "null"], "minimum": 0},
                     },
+                    "confirm_delivery": {
+                        "label": "Receipt per page (tcp/tls)",
+                        "description": "After each page, close the connection and wait for QRadar to close its side: "
+                        "proof it read every event, so a drop re-sends at most one page and loses nothing. Default "
+                        "true; false only for a receiver that keeps connections open after end-of-data.",
+                        "schema": {"type": ["boolean", "null"]},
+                    },
                     "receiver_buffer_bytes": {
-                        "label": "Replay after a drop (bytes, tcp/tls)",
-                        "description": "Recent frames re-sent after a dropped connection so nothing the receiver had "
-                        "not read is lost. Default 262144; 0 bounds duplicates to about two batches but can lose "
-                        "events a crashing receiver had accepted.",
+                        "label": "Replay after a drop without receipts (bytes, tcp/tls)",
+                        "description": "Only when receipts are off: recent frames re-sent after a dropped connection, "
+                        "for what the receiver had accepted but not read. Default 262144. Best effort.",
                         "schema": {"type": ["integer", "null"], "minimum": 0},
                     },
                 },

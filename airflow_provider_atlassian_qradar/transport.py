@@ -5,12 +5,15 @@ Pure code: no Airflow import, so it can be tested and benchmarked without Airflo
 manager with the same :class:`EventSender` interface; ``hooks.qradar.QRadarHook`` builds the right one from an
 Airflow connection.
 
-Delivery over TCP and TLS is at-least-once within a replay window: the kernel send buffer is kept at about one
-chunk, and when the receiver drops the connection the sender reconnects and re-sends the recent chunks that may
-not have been read yet (those still in its own send buffer, plus ``receiver_buffer_bytes`` for data the receiver
-had acknowledged into its socket buffer but not read when it went away), then the current chunk. Syslog has no
-application-level acknowledgement, so a receiver that abandons more unread data than that window loses it; the
-HTTP Receiver acknowledges each batch and has no such window.
+Delivery over TCP and TLS is at-least-once with a receipt. Plain syslog has no acknowledgement, so
+:meth:`TcpSender.confirm` makes one out of TCP itself: it half-closes the connection and waits for the receiver
+to close its side. A receiver closes cleanly (FIN) only after its application has read every byte (a close with
+unread data sends a reset instead), and the sender also checks that the kernel has no unacknowledged byte left.
+After a drop the sender reconnects and re-sends everything since the last receipt; the operator asks for a receipt
+after every page, so at most one page is sent twice and nothing is lost. A receiver that never closes after
+end-of-data (none we know of) makes ``confirm`` time out once; the sender then falls back to re-sending a replay
+window of recent bytes after a drop (``receiver_buffer_bytes``), which is best effort. The HTTP Receiver
+acknowledges each batch itself.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ import abc
 import collections
 import contextlib
 import errno
+import fcntl
 import itertools
 import logging
 import os
 import select
 import socket
 import ssl
+import struct
 import tempfile
+import termios
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
@@ -47,7 +53,11 @@ _MIN_SEND_BUFFER_BYTES = 4 * 1024
 
 
 #: Bytes of recent frames re-sent after a TCP/TLS drop, for what the receiver had accepted but not yet read.
+#: Used only without receipts (``confirm_delivery=False``, or a receiver that does not close after end-of-data).
 DEFAULT_RECEIVER_BUFFER_BYTES = 256 * 1024
+#: With receipts, ``send`` asks for one by itself once this many bytes are unconfirmed (bounds the replay memory
+#: for callers that never call ``confirm``).
+MAX_UNCONFIRMED_BYTES = 8 * 1024 * 1024
 
 
 class QRadarDeliveryError(Exception):
@@ -78,6 +88,15 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, socket.gaierror):
         return exc.errno == socket.EAI_AGAIN
     return isinstance(exc, OSError)
+
+
+def _unacknowledged_bytes(sock: socket.socket) -> int:
+    """Bytes written to a TCP socket that the peer has not acknowledged (Linux ``SIOCOUTQ``; 0 if unknown)."""
+    try:
+        packed = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, AttributeError):
+        return 0
+    return int(struct.unpack("i", packed)[0])
 
 
 def _is_pem_text(value: str) -> bool:
@@ -253,32 +272,47 @@ class EventSender(abc.ABC):
         :return: number of events handed to the transport by this call.
         """
 
+    def confirm(self) -> bool:
+        """
+        Wait until the receiver has provably read every event sent so far.
+
+        :return: True when it has (a later drop can then not make them be sent again), False when this transport
+            cannot tell (UDP, or a TCP receiver that gives no receipt): the caller must assume the newest events
+            may still be re-sent or lost.
+        :raises QRadarDeliveryError: if the receiver cannot be reached again to re-send unconfirmed events.
+        """
+        return self.confirms_delivery
+
 
 class TcpSender(EventSender):
     """
     Send syslog-framed LEEF events over TCP, in chunks of ``batch_size`` events per ``sendall``.
 
     Before each chunk the socket is checked (without blocking) for a peer close or reset. On a drop before or
-    during a write the sender reconnects with exponential backoff and jitter, re-sends the recent chunks of its
-    replay window (they may have been lost in kernel buffers) and the current chunk from its start, and logs a
-    warning. It gives up after ``max_reconnects`` attempts with :class:`QRadarDeliveryError`.
+    during a write the sender reconnects with exponential backoff and jitter, re-sends every chunk since the last
+    receipt (:meth:`confirm`) and the current chunk from its start, and logs a warning. It gives up after
+    ``max_reconnects`` attempts with :class:`QRadarDeliveryError`. So duplicates after a drop are bounded by what
+    was sent since the last receipt: one page when the caller confirms every page, as the operator does.
 
-    The kernel send buffer is requested at half a chunk (the kernel doubles it), so at most about one chunk can
-    sit unacknowledged in it; with a default, autotuned buffer a receiver restart silently discarded megabytes.
-    The cost is throughput on long round trips (about one chunk per round trip): raise ``batch_size`` there.
-    Duplicates after a drop are bounded by the replay window: about two chunks plus ``receiver_buffer_bytes``.
+    :meth:`confirm` ends the connection to get its receipt (the next ``send`` opens a new one): about 1 ms on
+    loopback, one to three round trips on a network. Without receipts (``confirm_delivery=False``, or after a
+    receiver did not close within ``write_timeout``) the replay after a drop is a window of the newest
+    ``receiver_buffer_bytes`` plus the kernel send buffer, which is kept at about one chunk: best effort, since
+    what a crashing receiver had accepted but not read is beyond any window.
 
     :param host: QRadar event collector host name or IP.
     :param port: syslog TCP port (514 by default on QRadar).
     :param formatter: the syslog header and framing to apply.
-    :param batch_size: events per write; bounds the duplicates after a drop to two chunks.
+    :param batch_size: events per write.
     :param connect_timeout: seconds to establish the connection (and TLS handshake).
     :param write_timeout: seconds one chunk may take to write before the connection counts as dead.
     :param max_reconnects: connection attempts at start, and reconnect attempts after each drop.
     :param reconnect_backoff: ``(first, longest)`` wait in seconds between attempts; exponential with jitter.
-    :param receiver_buffer_bytes: extra bytes of recent frames to re-send after a drop, for data the receiver
-        acknowledged into its socket buffer but had not read when it closed (measured: syslog-ng on loopback with
-        a 64 KiB ``so-rcvbuf`` abandoned up to ~40 KiB on SIGTERM). ``0`` bounds duplicates to about two chunks.
+    :param receiver_buffer_bytes: without receipts only: extra bytes of recent frames to re-send after a drop,
+        for data the receiver acknowledged into its socket buffer but had not read when it closed (measured:
+        syslog-ng on loopback with a 64 KiB ``so-rcvbuf`` abandoned up to ~40 KiB on SIGTERM).
+    :param confirm_delivery: ask the receiver for receipts (see :meth:`confirm`); ``False`` only for a receiver
+        that keeps a connection open after end-of-data.
     """
 
     transport_name = "TCP"
@@ -295,6 +329,7 @@ class TcpSender(EventSender):
         max_reconnects: int = 10,
         reconnect_backoff: tuple[float, float] = (0.5, 30.0),
         receiver_buffer_bytes: int = DEFAULT_RECEIVER_BUFFER_BYTES,
+        confirm_delivery: bool = True,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -312,9 +347,13 @@ class TcpSender(EventSender):
         self.max_reconnects = max_reconnects
         self.reconnect_backoff = reconnect_backoff
         self.receiver_buffer_bytes = receiver_buffer_bytes
+        self.confirm_delivery = confirm_delivery
+        #: False once the receiver failed to give a receipt: from then on the replay window applies.
+        self.receipts = confirm_delivery
         self._sock: socket.socket | None = None
-        # Recent chunks that may still be in the kernel send buffer: the replay set after a drop.
+        # Chunks the receiver may not have read: since the last receipt, or the replay window without receipts.
         self._recent: collections.deque[tuple[bytes, int]] = collections.deque()
+        self._unconfirmed_bytes = 0
         self._send_buffer_request = 0
         self._send_buffer_bytes = 0
 
@@ -334,6 +373,8 @@ class TcpSender(EventSender):
         sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            # Writes are whole chunks anyway; without this, TLS close_notify waits out a 40 ms delayed ACK.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             wrapped = self._wrap(sock)
             wrapped.settimeout(self.write_timeout)
         except BaseException:
@@ -411,13 +452,93 @@ class TcpSender(EventSender):
             if graceful:
                 sock = self._graceful_shutdown(sock)
         except OSError as exc:
-            log.debug("QRadar at %s: no clean close (%s)", self.address, exc)
+            if graceful and self.receipts and self._recent:
+                log.warning(
+                    "QRadar at %s: no clean close (%s): the events sent since the last receipt may be lost",
+                    self.address,
+                    exc,
+                )
+            else:
+                log.debug("QRadar at %s: no clean close (%s)", self.address, exc)
         finally:
             sock.close()
 
     def close(self) -> None:
         """Flush: half-close, wait (up to ``write_timeout``) for the receiver to read everything, then close."""
         self._discard_socket(graceful=True)
+
+    def confirm(self) -> bool:
+        """
+        Get a receipt for everything sent since the last one: half-close, and wait for the receiver to close.
+
+        A clean close (FIN, not a reset) with no byte left unacknowledged means the receiver's application read
+        all of it. A receiver that is shutting down or crashing also closes cleanly once it has read everything,
+        but may not have processed what it read; so the sender reconnects at once (the connection the next
+        ``send`` uses), and if the receiver is gone by then, the receipt does not count. Whenever the receipt
+        fails (reset, unacknowledged bytes, receiver gone), the unconfirmed chunks are re-sent on a new
+        connection and the receipt is asked for again.
+
+        :return: True with a receipt; False without receipts (disabled, or the receiver did not close within
+            ``write_timeout``, after which receipts stay off for this sender).
+        :raises QRadarDeliveryError: if the receiver cannot be reached again within ``max_reconnects``.
+        """
+        if not self.receipts:
+            return False
+        for _ in range(self.max_reconnects + 1):
+            if not self._recent:
+                return True  # nothing sent since the last receipt
+            sock, self._sock = self._sock, None
+            if sock is None:  # dropped earlier: reconnect and re-send first
+                self._recover(None, 0, ConnectionResetError(errno.ECONNRESET, "no open connection"), False)
+                continue
+            try:
+                self._await_receipt(sock)
+            except TimeoutError:
+                self.receipts = False
+                log.warning(
+                    "QRadar at %s did not close the connection within %gs of end-of-data, so it gives no receipt; "
+                    "falling back to re-sending the newest %d bytes after a drop (set confirm_delivery to false "
+                    "in the connection to skip this wait)",
+                    self.address,
+                    self.write_timeout,
+                    self.receiver_buffer_bytes,
+                )
+                self._trim_to_window()
+                return False
+            except OSError as exc:
+                log.warning("QRadar at %s closed before reading everything (%s); re-sending", self.address, exc)
+                self._recover(None, 0, exc, False)
+                continue
+            finally:
+                sock.close()
+            try:
+                self._sock = self.connect_once()
+            except OSError as exc:
+                log.warning(
+                    "QRadar at %s went away right after closing (%s): it may have been shutting down with events "
+                    "read but not processed; re-sending the events since the last receipt",
+                    self.address,
+                    exc,
+                )
+                self._recover(None, 0, exc, False)
+                continue
+            self._recent.clear()
+            self._unconfirmed_bytes = 0
+            return True
+        raise QRadarDeliveryError(
+            f"QRadar at {self.address} dropped the connection {self.max_reconnects + 1} times before reading "
+            "the events sent since the last receipt: check the receiver's health and logs"
+        )
+
+    def _await_receipt(self, sock: socket.socket) -> None:
+        """Half-close and wait for a clean close; raise ``ConnectionResetError`` if not everything was read."""
+        raw = self._graceful_shutdown(sock)
+        unacknowledged = _unacknowledged_bytes(raw)
+        if unacknowledged:
+            # The receiver closed before our last bytes reached it (they were answered with a reset).
+            raise ConnectionResetError(
+                errno.ECONNRESET, f"the receiver closed with {unacknowledged} bytes unacknowledged"
+            )
 
     # -- writing ----------------------------------------------------------------------------------------------
 
@@ -441,10 +562,12 @@ class TcpSender(EventSender):
         :return: number of events handed to the transport by this call.
         :raises QRadarDeliveryError: if the connection cannot be (re-)established.
         """
-        self.open()
         frame = self.formatter.frame
         handed = 0
         for chunk in _batched(records, self.batch_size):
+            if self.receipts and self._unconfirmed_bytes >= MAX_UNCONFIRMED_BYTES:
+                self.confirm()
+            self.open()
             payload = b"".join([frame(line, event_time_ms) for line, event_time_ms in chunk])
             self._write_chunk(payload, len(chunk))
             handed += len(chunk)
@@ -452,7 +575,9 @@ class TcpSender(EventSender):
         return handed
 
     def _size_send_buffer(self, sock: socket.socket, chunk_bytes: int) -> None:
-        """Keep the kernel send buffer at about one chunk, so that a drop can only lose what we replay."""
+        """Without receipts, keep the kernel send buffer at about one chunk, so a drop can only lose what we replay."""
+        if self.receipts:
+            return  # everything since the last receipt is replayed anyway: let the kernel autotune for throughput
         wanted = max(_MIN_SEND_BUFFER_BYTES, chunk_bytes // 2)
         if wanted == self._send_buffer_request:
             return
@@ -464,12 +589,17 @@ class TcpSender(EventSender):
             log.debug("could not size the send buffer: %s", exc)
 
     def _remember(self, payload: bytes, count: int) -> None:
-        """Keep the newest chunks that cover both socket buffers (what a reset can discard unread)."""
+        """Keep the chunk for a replay: until the next receipt, or within the replay window without receipts."""
         self._recent.append((payload, count))
+        self._unconfirmed_bytes += len(payload)
+        if not self.receipts:
+            self._trim_to_window()
+
+    def _trim_to_window(self) -> None:
+        """Keep the newest chunks that cover both socket buffers (what a reset can discard unread)."""
         window = self._send_buffer_bytes + self.receiver_buffer_bytes
-        covered = sum(len(chunk) for chunk, _ in self._recent)
-        while len(self._recent) > 1 and covered - len(self._recent[0][0]) >= window:
-            covered -= len(self._recent.popleft()[0])
+        while len(self._recent) > 1 and self._unconfirmed_bytes - len(self._recent[0][0]) >= window:
+            self._unconfirmed_bytes -= len(self._recent.popleft()[0])
 
     def _write_chunk(self, payload: bytes, count: int) -> None:
         sock = self._sock
@@ -490,7 +620,8 @@ class TcpSender(EventSender):
             self._recover(payload, count, cause, current_started)
         self._remember(payload, count)
 
-    def _recover(self, payload: bytes, count: int, cause: BaseException, current_started: bool) -> None:
+    def _recover(self, payload: bytes | None, count: int, cause: BaseException, current_started: bool) -> None:
+        """Reconnect and re-send the chunks the receiver may not have read, then ``payload`` (if any)."""
         replay = list(self._recent)
         replay_count = sum(chunk_count for _, chunk_count in replay)
         at_risk = replay_count + (count if current_started else 0)
@@ -506,13 +637,14 @@ class TcpSender(EventSender):
             sock = self.connect_once()
             self._sock = sock
             self._send_buffer_request = 0
-            self._size_send_buffer(sock, len(payload))
+            self._size_send_buffer(sock, len(payload) if payload else max((len(c) for c, _ in replay), default=0))
             for chunk, chunk_count in replay:
                 sock.sendall(chunk)
                 self.replayed += chunk_count
-            sock.sendall(payload)
-            if current_started:
-                self.replayed += count
+            if payload:
+                sock.sendall(payload)
+                if current_started:
+                    self.replayed += count
 
         try:
             self._retrying(self.max_reconnects)(reconnect_and_replay)
@@ -522,7 +654,10 @@ class TcpSender(EventSender):
                 f"lost the connection to QRadar at {self.address} ({cause}) and gave up after "
                 f"{attempts} reconnect attempts: {self.explain(exc)}"
             ) from exc
-        self._recent.clear()
+        if not self.receipts:
+            # Without receipts the replayed chunks count as delivered now (bounding the duplicates of a next drop).
+            self._recent.clear()
+            self._unconfirmed_bytes = 0
         self.reconnects += 1
         self.possibly_duplicated += at_risk
         log.warning("receiver connection dropped; re-sent %d events that may be duplicated", at_risk)
@@ -576,7 +711,10 @@ class TlsSender(TcpSender):
 
     def _graceful_shutdown(self, sock: socket.socket) -> socket.socket:
         assert isinstance(sock, ssl.SSLSocket)
-        raw = sock.unwrap()  # sends close_notify and reads what the server still sends (session tickets)
+        try:
+            raw = sock.unwrap()  # sends close_notify and reads what the server still sends (session tickets)
+        except ssl.SSLEOFError:
+            return sock  # the receiver closed TCP without answering close_notify: still a clean close (FIN)
         return super()._graceful_shutdown(raw)
 
     def _peer_dropped(self, sock: socket.socket) -> bool:

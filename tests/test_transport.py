@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import os
+import socket
 import ssl
 import threading
 import time
@@ -111,10 +113,11 @@ class TestTcpSender:
             assert len(receiver.wait_for_lines(1_000)) == 1_000
         assert len(calls) == 5
 
-    def test_receiver_restart_mid_send_loses_nothing(self, tmp_path, syslog_ng_binary, records_100k, caplog):
+    @pytest.mark.parametrize("receipts", [True, False], ids=["receipt-per-page", "replay-window"])
+    def test_receiver_restart_mid_send_loses_nothing(self, tmp_path, syslog_ng_binary, records_100k, caplog, receipts):
         # so-rcvbuf(64 KiB): a bounded receive buffer like a production listener's. With kernel autotuning the
         # receiver can abandon more unread data on SIGTERM than the default replay window covers.
-        batch_size = 100
+        batch_size, page_size = 100, 200
         formatter = SyslogFormatter(hostname=HOSTNAME)
         receiver = SyslogNg(tmp_path, "tcp", so_rcvbuf=65536).start()
         restarted = threading.Event()
@@ -129,11 +132,19 @@ class TestTcpSender:
         restarter = threading.Thread(target=restart_after_30_percent)
         restarter.start()
         caplog.set_level(logging.WARNING, logger="airflow_provider_atlassian_qradar.transport")
+        confirmed = []
         try:
             with TcpSender(
-                "127.0.0.1", receiver.port, formatter, batch_size=batch_size, reconnect_backoff=(0.1, 1.0)
+                "127.0.0.1",
+                receiver.port,
+                formatter,
+                batch_size=batch_size,
+                reconnect_backoff=(0.1, 1.0),
+                confirm_delivery=receipts,
             ) as sender:
-                sender.send(records_100k)
+                for start in range(0, len(records_100k), page_size):  # as the operator does: a receipt per page
+                    sender.send(records_100k[start : start + page_size])
+                    confirmed.append(sender.confirm())
             restarter.join(60)
             assert restarted.is_set()
             lines = receiver.wait_for_lines(100_000, timeout=60)
@@ -145,10 +156,16 @@ class TestTcpSender:
         assert not missing, f"{len(missing)} events lost, e.g. {sorted(missing)[:3]}"
         assert sender.reconnects >= 1
         assert duplicates <= sender.possibly_duplicated
-        # Replay window: previous chunk(s) in our send buffer + receiver_buffer_bytes, plus the current chunk.
-        frame_bytes = len(formatter.frame(*records_100k[0]))
-        bound = 2 * batch_size + sender.receiver_buffer_bytes // frame_bytes + batch_size
-        assert sender.possibly_duplicated <= bound * sender.reconnects
+        if receipts:
+            # Everything before the last receipt was read, so a drop re-sends at most the page since then.
+            assert all(confirmed)
+            assert sender.possibly_duplicated <= page_size * sender.reconnects
+        else:
+            # Replay window: previous chunk(s) in our send buffer + receiver_buffer_bytes, plus the current chunk.
+            assert not any(confirmed)
+            frame_bytes = len(formatter.frame(*records_100k[0]))
+            bound = 2 * batch_size + sender.receiver_buffer_bytes // frame_bytes + batch_size
+            assert sender.possibly_duplicated <= bound * sender.reconnects
         assert "receiver connection dropped; re-sent" in caplog.text
         # Every event that arrived keeps its place relative to the others sent on the same connection.
         assert sorted(counts) == [f"ev-{index:06d}" for index in range(100_000)]
@@ -197,6 +214,142 @@ class TestTcpSender:
         assert f"lost the connection to QRadar at 127.0.0.1:{receiver.port}" in message
         assert "gave up after 2 reconnect attempts" in message
         assert "refused the connection" in message
+
+
+class _ScriptedReceiver:
+    """
+    A TCP receiver whose n-th connection follows a script, for receipts a syslog-ng cannot be made to refuse.
+
+    Scripts: ``"read_all"`` reads to end-of-data and closes (a well-behaved receiver); ``"never_close"`` reads to
+    end-of-data and keeps the connection open; ``"abandon"`` reads 1000 bytes, waits until more has arrived and
+    closes with it unread (the kernel then resets the connection).
+    """
+
+    def __init__(self, scripts: list[str]) -> None:
+        self.scripts = scripts
+        self.received: list[bytes] = []
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._server.settimeout(0.05)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        scripts = itertools.chain(self.scripts, itertools.repeat("read_all"))  # then well-behaved for good
+        for script in scripts:
+            conn = self._accept()
+            if conn is None:
+                return
+            data = bytearray()
+            if script == "abandon":
+                while len(data) < 1000:
+                    data += conn.recv(1000 - len(data))
+                time.sleep(0.3)
+                conn.close()
+            else:
+                while chunk := conn.recv(65536):
+                    data += chunk
+                if script == "never_close":
+                    self._held.append(conn)
+                else:
+                    conn.close()
+            if data:
+                self.received.append(bytes(data))
+
+    def _accept(self) -> socket.socket | None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(None)
+            return conn
+        return None
+
+    def lines(self) -> list[str]:
+        return [line for data in self.received for line in data.decode().splitlines()]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._server.close()
+        for conn in self._held:
+            conn.close()
+
+
+class TestReceipts:
+    @pytest.mark.parametrize("transport", ["tcp", "tls"])
+    def test_a_receipt_per_page_into_syslog_ng(self, tmp_path, syslog_ng_binary, certs, transport):
+        records = make_leef_records(1_000)
+        formatter = SyslogFormatter(hostname=HOSTNAME)
+        if transport == "tls":
+            receiver = SyslogNg(tmp_path, "tls", tls_cert=certs.server_cert, tls_key=certs.server_key)
+            context = build_ssl_context(ca_cert=str(certs.ca_cert))
+            make_sender = lambda port: TlsSender("127.0.0.1", port, formatter, ssl_context=context)  # noqa: E731
+        else:
+            receiver = SyslogNg(tmp_path, "tcp")
+            make_sender = lambda port: TcpSender("127.0.0.1", port, formatter)  # noqa: E731
+        with receiver, make_sender(receiver.port) as sender:
+            receipts = []
+            for start in range(0, 1_000, 200):
+                sender.send(records[start : start + 200])
+                receipts.append(sender.confirm())
+            lines = receiver.wait_for_lines(1_000)
+        assert receipts == [True] * 5
+        assert lines == _expected_lines(formatter, records)
+        assert (sender.reconnects, sender.possibly_duplicated) == (0, 0)
+
+    def test_receiver_that_abandons_unread_data_gets_it_again(self, caplog):
+        records = make_leef_records(200)
+        receiver = _ScriptedReceiver(["abandon", "read_all"])
+        caplog.set_level(logging.WARNING, logger="airflow_provider_atlassian_qradar.transport")
+        try:
+            with TcpSender(
+                "127.0.0.1", receiver.port, SyslogFormatter(hostname="h"), reconnect_backoff=FAST_BACKOFF
+            ) as sender:
+                sender.send(records)
+                assert sender.confirm() is True
+        finally:
+            receiver.close()
+        first, second = receiver.received
+        assert 1000 <= len(first) < len(second)  # the first connection was reset with data unread
+        assert _event_ids(second.decode().splitlines()) == [f"ev-{index:06d}" for index in range(200)]
+        assert (sender.reconnects, sender.possibly_duplicated) == (1, 200)
+        assert "closed before reading everything" in caplog.text
+
+    def test_receiver_that_never_closes_turns_receipts_off(self, caplog):
+        records = make_leef_records(400)
+        receiver = _ScriptedReceiver(["never_close", "read_all"])
+        caplog.set_level(logging.WARNING, logger="airflow_provider_atlassian_qradar.transport")
+        try:
+            with TcpSender("127.0.0.1", receiver.port, SyslogFormatter(hostname="h"), write_timeout=0.5) as sender:
+                sender.send(records[:200])
+                assert sender.confirm() is False
+                assert sender.receipts is False
+                sender.send(records[200:])  # a new connection, nothing re-sent
+                assert sender.confirm() is False  # no second wait
+        finally:
+            receiver.close()
+        assert _event_ids(receiver.lines()) == [f"ev-{index:06d}" for index in range(400)]
+        assert sender.possibly_duplicated == 0
+        assert "did not close the connection within 0.5s" in caplog.text
+        assert "confirm_delivery to false" in caplog.text
+
+    def test_confirm_delivery_false_never_waits(self):
+        receiver = _ScriptedReceiver(["never_close"])
+        try:
+            sender = TcpSender(
+                "127.0.0.1", receiver.port, SyslogFormatter(hostname="h"), confirm_delivery=False, write_timeout=2
+            )
+            sender.send(make_leef_records(10))
+            started = time.monotonic()
+            assert sender.confirm() is False
+            assert time.monotonic() - started < 1.5  # not the 2 s a receipt would wait for
+            sender.close()  # waits write_timeout for the receiver's close: this one holds on
+        finally:
+            receiver.close()
 
 
 class TestTlsSender:

@@ -167,6 +167,9 @@ class QRadarHook(BaseHook):
             "receiver_buffer_bytes": _as_number(
                 extra.get("receiver_buffer_bytes", DEFAULT_RECEIVER_BUFFER_BYTES), "receiver_buffer_bytes", int, 0
             ),
+            "confirm_delivery": _as_bool(
+                True if extra.get("confirm_delivery") is None else extra["confirm_delivery"], "confirm_delivery"
+            ),
         }
 
     @property
@@ -301,6 +304,7 @@ class QRadarHook(BaseHook):
             "write_timeout": settings["write_timeout"],
             "max_reconnects": settings["max_reconnects"],
             "receiver_buffer_bytes": settings["receiver_buffer_bytes"],
+            "confirm_delivery": settings["confirm_delivery"],
         }
         if protocol == "tls":
             return TlsSender(self.host, self.port, formatter, ssl_context=self.get_ssl_context(), **stream_options)

@@ -222,10 +222,10 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             f" (resuming after {already_sent} events)" if already_sent else "",
         )
         with _closing(archive), qradar.get_sender() as sender:
-            # On stream transports (TCP/TLS) "handed over" is not "received": the page just written may still be
-            # in flight when the receiver dies. So the checkpoint trails by one page there, and a retry re-sends
-            # that page (at most one page twice, nothing lost). An HTTP 2xx is a receipt: no trail needed.
-            trail = not getattr(sender, "confirms_delivery", False)
+            # "Handed over" is not "received": after each page the sender gets a receipt (TCP/TLS: the receiver
+            # closed cleanly after reading everything; HTTP: the 2xx), and only then does the checkpoint move past
+            # the page. Without a receipt (UDP, a receiver that gives none) the checkpoint trails by one page, and
+            # a retry re-sends that page: at most one page twice, nothing lost.
             page_cursor, page_start = resume_cursor, fetched_skip
             pages = atlassian.iter_pages(
                 window.start,
@@ -257,10 +257,10 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                     sender.send(records)
                     sent += len(records)
                 consumed = page.position + len(page.events)
-                if trail:
-                    self._save_checkpoint(store, window, page_cursor, max(already_sent, page_start))
-                else:
+                if sender.confirm():
                     self._save_checkpoint(store, window, page.next_cursor, max(already_sent, consumed))
+                else:
+                    self._save_checkpoint(store, window, page_cursor, max(already_sent, page_start))
                 page_cursor, page_start = page.next_cursor, consumed
                 elapsed = max(time.monotonic() - started, 1e-6)
                 self.log.info(

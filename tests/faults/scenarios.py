@@ -373,15 +373,6 @@ def _malformed_then_odd_pages(env: Env) -> None:
 
 PERSISTENT = 10**6
 
-#: Why the receiver-drop rows exceed one batch of duplicates (see the README's delivery guarantees).
-REPLAY_WINDOW = (
-    "plain syslog has no receipt, so after a drop TcpSender re-sends its whole replay window (kernel send buffer "
-    "+ receiver_buffer_bytes=256 KiB, i.e. every recent batch, here the 2 pages sent before the drop), not one "
-    "batch. Fix: make the window configurable (a connection extra for receiver_buffer_bytes; 0 bounds it to "
-    "about 2 batches, at the risk of losing what a crashing receiver had not read), or use the HTTP Receiver, "
-    "whose 2xx is a receipt; otherwise the bound for receiver drops is the README's 'two chunks plus 256 KiB'"
-)
-
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("no fault (reference run)", "API"),
     Scenario(
@@ -453,7 +444,6 @@ SCENARIOS: tuple[Scenario, ...] = (
         "connection dropped mid-window, back in 3 s",
         "Receiver",
         mid_window=_drop_receiver_briefly,
-        known_defect=REPLAY_WINDOW,
     ),
     Scenario(
         "connection dropped mid-window beyond the reconnect budget",
@@ -462,15 +452,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         mid_window=_stop_receiver,
         between_attempts=_resume_receiver,
     ),
-    Scenario(
-        "receiver restarted mid-window (TCP)", "Receiver", mid_window=_restart_receiver, known_defect=REPLAY_WINDOW
-    ),
+    Scenario("receiver restarted mid-window (TCP)", "Receiver", mid_window=_restart_receiver),
     Scenario(
         "receiver restarted mid-window (TLS)",
         "Receiver",
         transport="tls",
         mid_window=_restart_receiver,
-        known_defect=REPLAY_WINDOW,
     ),
     Scenario(
         "TLS certificate not matching the host",
@@ -532,7 +519,6 @@ SCENARIOS: tuple[Scenario, ...] = (
         "API 503 burst + receiver restart (TCP)",
         "Combined",
         mid_window=_api_503_and_receiver_restart,
-        known_defect=REPLAY_WINDOW,
     ),
 )
 

@@ -72,7 +72,17 @@ class TestQRadarHook:
             extra={"protocol": "tcp", "max_reconnects": 2, "receiver_buffer_bytes": 0},
         )
         sender = QRadarHook().get_sender()
-        assert (sender.max_reconnects, sender.receiver_buffer_bytes) == (2, 0)
+        assert (sender.max_reconnects, sender.receiver_buffer_bytes, sender.confirm_delivery) == (2, 0, True)
+
+    @pytest.mark.parametrize(("value", "expected"), [(False, False), ("false", False), ("true", True), (None, True)])
+    def test_confirm_delivery_reaches_the_sender(self, monkeypatch, value, expected):
+        set_connection(monkeypatch, host="127.0.0.1", extra={"protocol": "tls", "confirm_delivery": value})
+        assert QRadarHook().get_sender().confirm_delivery is expected
+
+    def test_confirm_delivery_that_is_not_a_boolean_is_named(self, monkeypatch):
+        set_connection(monkeypatch, host="127.0.0.1", extra={"protocol": "tcp", "confirm_delivery": "sometimes"})
+        with pytest.raises(ValueError, match="confirm_delivery"):
+            QRadarHook().get_sender()
 
     def test_settings_from_the_connection(self, monkeypatch):
         set_connection(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -155,7 +156,7 @@ class TestAtlassianAuditLogToQRadarOperatorDelivery:
         assert summary["fetched"] == summary["sent"] == len(truth) == 900
         assert summary["api_requests"] <= 900 // 200 + 1 + 1  # pages + end of stream (+ event-actions apart)
         assert store.values == {}, "the checkpoint must be cleared on success"
-        assert store.writes == 4  # after pages 2..5; the checkpoint trails one page (TCP)
+        assert store.writes == 5  # after every page: each got a receipt from the receiver
 
     def test_archive_is_gzipped_json_lines_and_overwritten(self, simulator, syslog_ng, tmp_path):
         archive = tmp_path / "archive"
@@ -177,17 +178,33 @@ class TestAtlassianAuditLogToQRadarOperatorDelivery:
         with pytest.raises(Exception, match="401"):
             operator(**kwargs).execute({"task_state_store": store})
         checkpoint = store.values[CHECKPOINT_KEY]
-        # 600 events were handed to TCP; the checkpoint trails by one page (it may still have been in flight).
-        assert checkpoint["delivered"] == 400
+        # 600 events were sent over TCP and syslog-ng gave a receipt for each page: the checkpoint is exact.
+        assert checkpoint["delivered"] == 600
         simulator.faults.update(revoke_key_after=None)
         summary = operator(**kwargs).execute({"task_state_store": store})
+        truth = simulator.ground_truth(HOUR, HOUR + timedelta(hours=1))
+        got = received_ids(syslog_ng.wait_for_lines(len(truth)))
+        assert set(got) == set(truth)
+        assert max(got.values()) == 1, "nothing is sent twice when every page had a receipt"
+        assert summary["resumed_after"] == 600 and summary["sent"] == 900
+        assert store.values == {}
+
+    def test_without_receipts_the_checkpoint_trails_one_page(self, simulator, syslog_ng, monkeypatch):
+        conn = json.loads(os.environ["AIRFLOW_CONN_QRADAR_DEFAULT"])
+        conn["extra"]["confirm_delivery"] = False
+        monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))
+        store = DictStore()
+        simulator.faults.update(revoke_key_after=4)  # event-actions + 3 pages
+        with pytest.raises(Exception, match="401"):
+            operator().execute({"task_state_store": store})
+        # 600 events handed to TCP without a receipt: the last page may still have been in flight.
+        assert store.values[CHECKPOINT_KEY]["delivered"] == 400
+        simulator.faults.update(revoke_key_after=None)
+        operator().execute({"task_state_store": store})
         truth = simulator.ground_truth(HOUR, HOUR + timedelta(hours=1))
         got = received_ids(syslog_ng.wait_for_lines(len(truth) + 200))
         assert set(got) == set(truth)
         assert sum(got.values()) == len(truth) + 200, "exactly the trailing page is sent twice"
-        assert max(got.values()) == 2
-        assert summary["resumed_after"] == 400 and summary["sent"] == 900
-        assert store.values == {}
 
     def test_retry_after_receiver_loss_resends_at_most_one_batch(self, simulator, syslog_ng):
         store = DictStore()
@@ -230,7 +247,7 @@ class TestAtlassianAuditLogToQRadarOperatorDelivery:
             with pytest.raises(Exception, match=r"127\.0\.0\.1"):
                 operator().execute({"task_state_store": store})
         delivered_before = store.values[CHECKPOINT_KEY]["delivered"]
-        assert delivered_before == 200  # pages 1-2 handed over; the checkpoint trails one page
+        assert delivered_before == 200  # page 1 has a receipt; page 2 was in flight when syslog-ng stopped
         syslog_ng.start()
         simulator.faults.update(slow_seconds=0)
         operator().execute({"task_state_store": store})
