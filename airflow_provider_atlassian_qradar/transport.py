@@ -272,6 +272,15 @@ class EventSender(abc.ABC):
         :return: number of events handed to the transport by this call.
         """
 
+    def request_receipt(self) -> None:
+        """
+        Ask for a receipt for everything sent so far without waiting for it (:meth:`confirm` waits).
+
+        Lets the receiver work through the last page while the caller fetches the next one. Optional: ``confirm``
+        asks by itself when this was not called.
+        """
+        return  # nothing to ask for in advance on this transport
+
     def confirm(self) -> bool:
         """
         Wait until the receiver has provably read every event sent so far.
@@ -316,6 +325,8 @@ class TcpSender(EventSender):
     """
 
     transport_name = "TCP"
+    #: TLS must exchange close_notify first, which blocks; only plain TCP half-closes ahead of ``confirm``.
+    _can_half_close_early = True
 
     def __init__(
         self,
@@ -354,6 +365,7 @@ class TcpSender(EventSender):
         # Chunks the receiver may not have read: since the last receipt, or the replay window without receipts.
         self._recent: collections.deque[tuple[bytes, int]] = collections.deque()
         self._unconfirmed_bytes = 0
+        self._receipt_requested = False
         self._send_buffer_request = 0
         self._send_buffer_bytes = 0
 
@@ -437,9 +449,14 @@ class TcpSender(EventSender):
             ) from exc
         log.debug("connected to QRadar at %s over %s", self.address, self.transport_name)
 
-    def _graceful_shutdown(self, sock: socket.socket) -> socket.socket:
-        """Half-close and wait for the receiver to close too: then it has read everything we wrote."""
+    def _half_close(self, sock: socket.socket) -> None:
+        """Tell the receiver that no more data follows (without waiting)."""
         sock.shutdown(socket.SHUT_WR)
+
+    def _graceful_shutdown(self, sock: socket.socket) -> socket.socket:
+        """Half-close (unless already done) and wait for the receiver to close too."""
+        if not self._receipt_requested:
+            self._half_close(sock)
         while sock.recv(65536):
             pass
         return sock
@@ -448,6 +465,8 @@ class TcpSender(EventSender):
         sock, self._sock = self._sock, None
         if sock is None:
             return
+        if not graceful:
+            self._receipt_requested = False
         try:
             if graceful:
                 sock = self._graceful_shutdown(sock)
@@ -461,11 +480,24 @@ class TcpSender(EventSender):
             else:
                 log.debug("QRadar at %s: no clean close (%s)", self.address, exc)
         finally:
+            self._receipt_requested = False
             sock.close()
 
     def close(self) -> None:
         """Flush: half-close, wait (up to ``write_timeout``) for the receiver to read everything, then close."""
         self._discard_socket(graceful=True)
+
+    def request_receipt(self) -> None:
+        """Half-close now, so the receiver reads the rest while the caller works; :meth:`confirm` waits."""
+        if not (self.receipts and self._recent and self._sock is not None) or self._receipt_requested:
+            return
+        if not self._can_half_close_early:
+            return
+        try:
+            self._half_close(self._sock)
+        except OSError as exc:  # the receiver is gone: confirm() finds out and re-sends
+            log.debug("QRadar at %s: half-close failed (%s)", self.address, exc)
+        self._receipt_requested = True
 
     def confirm(self) -> bool:
         """
@@ -507,9 +539,11 @@ class TcpSender(EventSender):
                 return False
             except OSError as exc:
                 log.warning("QRadar at %s closed before reading everything (%s); re-sending", self.address, exc)
+                self._receipt_requested = False
                 self._recover(None, 0, exc, False)
                 continue
             finally:
+                self._receipt_requested = False
                 sock.close()
             try:
                 self._sock = self.connect_once()
@@ -565,7 +599,7 @@ class TcpSender(EventSender):
         frame = self.formatter.frame
         handed = 0
         for chunk in _batched(records, self.batch_size):
-            if self.receipts and self._unconfirmed_bytes >= MAX_UNCONFIRMED_BYTES:
+            if self._receipt_requested or (self.receipts and self._unconfirmed_bytes >= MAX_UNCONFIRMED_BYTES):
                 self.confirm()
             self.open()
             payload = b"".join([frame(line, event_time_ms) for line, event_time_ms in chunk])
@@ -674,6 +708,7 @@ class TlsSender(TcpSender):
     """
 
     transport_name = "TLS"
+    _can_half_close_early = False
 
     def __init__(
         self,

@@ -41,9 +41,7 @@ PAGE_SIZE = 200  # the connection default: what a deployment gets without tuning
 SIZES = (10_000, 100_000, 1_000_000)
 RSS_TARGET_MB = 50.0
 RATIO_TARGET = 1.5
-#: The pipeline with :func:`apply_window_bounds_fix` applied in the child (the "after" of the proposed fix).
-FIXED = "pipeline_window_fix"
-MODES = ("fetch", "pipeline", FIXED)
+MODES = ("fetch", "pipeline")
 
 
 def bench_hour() -> datetime:
@@ -196,32 +194,6 @@ def _pipeline(start: datetime, end: datetime, received_file: Path, expected: int
     }
 
 
-def apply_window_bounds_fix() -> None:
-    """
-    Bench-only stand-in for a proposed provider fix: compute a Window's bounds in ms once, not per event.
-
-    ``Window.contains_ms`` (called by the hook for every event) recomputes ``to_epoch_ms(start)`` and
-    ``to_epoch_ms(end)``; with the pendulum datetimes the operator parses, each is a pendulum subtraction
-    (``Interval`` + ``precise_diff``). The package is not edited here: this patch runs only in a bench child.
-    """
-    from airflow_provider_atlassian_qradar.windows import Window, to_epoch_ms
-
-    checked_init = Window.__post_init__
-
-    def post_init(self: Window) -> None:
-        checked_init(self)
-        object.__setattr__(self, "_bounds_ms", (to_epoch_ms(self.start), to_epoch_ms(self.end)))
-
-    def contains_ms(self: Window, epoch_ms: int) -> bool:
-        start_ms, end_ms = self._bounds_ms  # type: ignore[attr-defined]
-        return bool(start_ms <= epoch_ms < end_ms)
-
-    Window.__post_init__ = post_init  # type: ignore[method-assign]
-    Window.start_ms = property(lambda self: self._bounds_ms[0])  # type: ignore[method-assign,assignment]
-    Window.end_ms = property(lambda self: self._bounds_ms[1])  # type: ignore[method-assign,assignment]
-    Window.contains_ms = contains_ms  # type: ignore[method-assign]
-
-
 def peak_rss_kb() -> int:
     """This process's peak RSS in KiB: ``VmHWM`` from /proc (``ru_maxrss`` is not used: Linux carries the
     parent's high-water mark over fork+exec, so a child of a 1 GB parent would report >= 1 GB)."""
@@ -236,8 +208,6 @@ def _child(mode: str, start: str, end: str, received_file: str, expected: int, p
     # Import what both modes need before the baseline, so the baseline is "Airflow + provider loaded".
     import airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar  # noqa: F401
 
-    if mode == FIXED:
-        apply_window_bounds_fix()
     import_rss_kb = peak_rss_kb()
     window_start, window_end = datetime.fromisoformat(start), datetime.fromisoformat(end)
     profiler = cProfile.Profile() if profile_to else None
@@ -295,13 +265,13 @@ def top_functions(profile_path: str, limit: int = 8) -> list[dict[str, Any]]:
 
 #: Hot paths reported by cumulative time: label -> (file name ending, function name).
 HOT_PATHS = {
-    "hook: Window.contains_ms per event": ("windows.py", "contains_ms"),
-    "hook: _accept per event (includes contains_ms)": ("hooks/atlassian.py", "_accept"),
+    "hook: iter_pages (HTTP, JSON, dedupe, window filter)": ("hooks/atlassian.py", "iter_pages"),
     "hook: HTTP GET (requests)": ("requests/sessions.py", "get"),
     "hook: json parse of pages": ("json/decoder.py", "raw_decode"),
-    "encoder: LEEF format_event": ("leef.py", "format_event"),
-    "operator: _event_time_ms (2nd timestamp parse)": ("atlassian_to_qradar.py", "_event_time_ms"),
+    "hook: _accept per event (window filter, dedupe)": ("hooks/atlassian.py", "_accept"),
+    "encoder: LeefOptions.format": ("leef.py", "format"),
     "sender: send (framing + sendall)": ("transport.py", "send"),
+    "sender: confirm (receipt per page)": ("transport.py", "confirm"),
 }
 
 
@@ -357,22 +327,17 @@ def run(sizes: tuple[int, ...] = SIZES, repeats: int = 3, profile_size: int | No
                         print(f"  pipeline bench: {size} events {mode}: {runs[mode][-1]['seconds']:.2f} s", flush=True)
                 if profile_size == size:
                     result["profile"] = {"events": size}
-                    for mode in ("pipeline", FIXED):
-                        path = str(Path(scratch) / f"{mode}.prof")
-                        measure_child(mode, server["base_url"], receiver, hour, size, profile_to=path)
-                        result["profile"][mode] = profile_summary(path)
+                    path = str(Path(scratch) / "pipeline.prof")
+                    measure_child("pipeline", server["base_url"], receiver, hour, size, profile_to=path)
+                    result["profile"]["pipeline"] = profile_summary(path)
             fetch = min(runs["fetch"], key=lambda row: row["seconds"])
             pipeline = min(runs["pipeline"], key=lambda row: row["seconds"])
-            fixed = min(runs[FIXED], key=lambda row: row["seconds"])
             result["sizes"][str(size)] = {
                 "runs_per_mode": len(runs["fetch"]),
                 "page_server": server,
                 "fetch_events_per_s": round(size / fetch["seconds"]),
                 "pipeline_events_per_s": round(size / pipeline["seconds"]),
                 "ratio_pipeline_to_fetch": round(pipeline["seconds"] / fetch["seconds"], 2),
-                "fixed_pipeline_events_per_s": round(size / fixed["seconds"]),
-                "fixed_ratio_pipeline_to_fetch": round(fixed["seconds"] / fetch["seconds"], 2),
-                "fixed_peak_rss_mb": round(max(r["peak_rss_kb"] for r in runs[FIXED]) / 1024, 1),
                 "pipeline_send_returned_seconds": round(pipeline["send_returned_seconds"], 2),
                 "requests": pipeline["requests"],
                 "fetch_requests": fetch["requests"],
@@ -385,7 +350,6 @@ def run(sizes: tuple[int, ...] = SIZES, repeats: int = 3, profile_size: int | No
     result["rss_target_mb"] = RSS_TARGET_MB
     result["ratio_target"] = RATIO_TARGET
     result["worst_ratio"] = max(row["ratio_pipeline_to_fetch"] for row in result["sizes"].values())
-    result["worst_fixed_ratio"] = max(row["fixed_ratio_pipeline_to_fetch"] for row in result["sizes"].values())
     return result
 
 

@@ -6,6 +6,7 @@ window size; a retry resumes after the last checkpoint, so at most one page is d
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -225,8 +226,18 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             # "Handed over" is not "received": after each page the sender gets a receipt (TCP/TLS: the receiver
             # closed cleanly after reading everything; HTTP: the 2xx), and only then does the checkpoint move past
             # the page. Without a receipt (UDP, a receiver that gives none) the checkpoint trails by one page, and
-            # a retry re-sends that page: at most one page twice, nothing lost.
+            # a retry re-sends that page: at most one page twice, nothing lost. The receipt is requested after a
+            # page is sent and awaited after the next page is fetched, so the receiver works while we fetch.
             page_cursor, page_start = resume_cursor, fetched_skip
+            awaiting: tuple[str | None, int, str | None, int] | None = None  # checkpoints with / without receipt
+
+            def settle_receipt(pending: tuple[str | None, int, str | None, int]) -> None:
+                with_receipt_cursor, with_receipt_delivered, without_cursor, without_delivered = pending
+                if sender.confirm():
+                    self._save_checkpoint(store, window, with_receipt_cursor, with_receipt_delivered)
+                else:
+                    self._save_checkpoint(store, window, without_cursor, without_delivered)
+
             pages = atlassian.iter_pages(
                 window.start,
                 window.end,
@@ -238,38 +249,53 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                 resume_cursor=resume_cursor,
                 skip=fetched_skip,
             )
-            for page in pages:
-                fetched += len(page.events)
-                if archive is not None:
-                    archive.write(page.events)
-                events, times_ms = page.events, page.times_ms
-                if to_skip_sending:
-                    dropped = min(to_skip_sending, len(events))
-                    events, times_ms = events[dropped:], times_ms[dropped:]
-                    to_skip_sending -= dropped
-                records = []
-                for event, time_ms in zip(events, times_ms, strict=True):
-                    line = leef.format(event)
-                    if "\ttruncated=" in line:
-                        truncated += 1
-                    records.append((line, time_ms))
-                if records:
-                    sender.send(records)
-                    sent += len(records)
-                consumed = page.position + len(page.events)
-                if sender.confirm():
-                    self._save_checkpoint(store, window, page.next_cursor, max(already_sent, consumed))
-                else:
-                    self._save_checkpoint(store, window, page_cursor, max(already_sent, page_start))
-                page_cursor, page_start = page.next_cursor, consumed
-                elapsed = max(time.monotonic() - started, 1e-6)
-                self.log.info(
-                    "page %d: %d events fetched, %d sent so far (%.0f events/s)",
-                    atlassian.stats.pages,
-                    fetched,
-                    sent,
-                    (sent - already_sent) / elapsed,
-                )
+            try:
+                for page in pages:
+                    if awaiting is not None:
+                        pending, awaiting = awaiting, None
+                        settle_receipt(pending)
+                    fetched += len(page.events)
+                    if archive is not None:
+                        archive.write(page.events)
+                    events, times_ms = page.events, page.times_ms
+                    if to_skip_sending:
+                        dropped = min(to_skip_sending, len(events))
+                        events, times_ms = events[dropped:], times_ms[dropped:]
+                        to_skip_sending -= dropped
+                    records = []
+                    for event, time_ms in zip(events, times_ms, strict=True):
+                        line = leef.format(event)
+                        if "\ttruncated=" in line:
+                            truncated += 1
+                        records.append((line, time_ms))
+                    if records:
+                        sender.send(records)
+                        sent += len(records)
+                    consumed = page.position + len(page.events)
+                    sender.request_receipt()
+                    awaiting = (
+                        page.next_cursor,
+                        max(already_sent, consumed),
+                        page_cursor,
+                        max(already_sent, page_start),
+                    )
+                    page_cursor, page_start = page.next_cursor, consumed
+                    elapsed = max(time.monotonic() - started, 1e-6)
+                    self.log.info(
+                        "page %d: %d events fetched, %d sent so far (%.0f events/s)",
+                        atlassian.stats.pages,
+                        fetched,
+                        sent,
+                        (sent - already_sent) / elapsed,
+                    )
+            except Exception:
+                if awaiting is not None:
+                    # The API failed after a page was sent: still take its receipt, so a retry resumes after it.
+                    with contextlib.suppress(Exception):
+                        settle_receipt(awaiting)
+                raise
+            if awaiting is not None:
+                settle_receipt(awaiting)
             if archive is not None:
                 archive.publish()
         hold = atlassian.rate_share_remaining()

@@ -47,9 +47,9 @@ class TestQuickRun:
             assert row["page_server"]["pages"] == math.ceil(int(size) / pipeline.PAGE_SIZE) + 1
             assert row["fetch_requests"] == row["page_server"]["pages"]
             assert row["requests"] == row["fetch_requests"] + 1  # the operator also reads /event-actions
-        profile = results["measures"]["pipeline"]["profile"]
-        assert profile["pipeline"]["cumulative_share"]["hook: Window.contains_ms per event"] > 0
-        assert profile["pipeline_window_fix"]["cumulative_share"]["hook: Window.contains_ms per event"] == 0
+        shares = results["measures"]["pipeline"]["profile"]["pipeline"]["cumulative_share"]
+        # Every hot path named in the report was found in the profile (a renamed function would read 0%).
+        assert all(share > 0 for share in shares.values()), shares
 
     def test_api_efficiency_counts_requests_of_both_clients(self, quick_report):
         _, results, _ = quick_report
@@ -66,6 +66,7 @@ class TestQuickRun:
         for label in ("1. Encoder", "2. Sender TCP", "2. Sender TLS", "3. Window of 3,000", "3. Peak RSS", "4. 429s"):
             assert label in markdown
         assert "## Machine" in markdown and "## Method" in markdown
+        assert "**Before / after**" in markdown  # measure 3 against the recorded earlier runs
 
 
 class TestConnectorReplay:
