@@ -539,7 +539,6 @@ class TcpSender(EventSender):
                 return False
             except OSError as exc:
                 log.warning("QRadar at %s closed before reading everything (%s); re-sending", self.address, exc)
-                self._receipt_requested = False
                 self._recover(None, 0, exc, False)
                 continue
             finally:

@@ -151,7 +151,10 @@ def table_rows(measures: dict[str, Any]) -> list[list[str]]:
         ratio = back["ratio_wall_to_bound"]
         rows.append(
             [
-                f"5. Backfill {back['windows']} windows x {back['events_per_window']} events, real scheduler",
+                f"5. Backfill {back['windows']} windows x {back['events_per_window']} events, real scheduler "
+                f"(LocalExecutor, {back.get('database', 'sqlite')}), {back['events_received']:,} events received, "
+                f"{back['events_missing']} missing, {back['events_duplicated']} duplicated, "
+                f"{back.get('scheduler_restarts', 0)} scheduler restarts",
                 f"{back['wall_seconds']} s wall, {back['stream_requests_ok']} requests, "
                 f"{back['stream_requests_429']} x 429",
                 f"rate-limit bound {back['rate_limit_bound_seconds']} s",

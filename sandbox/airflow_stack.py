@@ -6,6 +6,7 @@ and every process started is stopped (whole process group) on exit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -152,6 +153,7 @@ class AirflowServices:
 
     home: AirflowHome
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    components: dict[str, Component] = field(default_factory=dict)
     token: str | None = None
 
     @property
@@ -162,20 +164,36 @@ class AirflowServices:
         self, components: Sequence[str | Component] = ("api-server", "scheduler", "dag-processor", "triggerer")
     ) -> None:
         """Start each component (a name such as ``"scheduler"``, or a :class:`Component`) and wait for the API."""
+        for item in components:
+            self._spawn(item if isinstance(item, Component) else Component(item, (item,)))
+        self.wait_until_ready()
+
+    def _spawn(self, component: Component) -> None:
         logs = self.home.path / "service-logs"
         logs.mkdir(exist_ok=True)
-        for item in components:
-            component = item if isinstance(item, Component) else Component(item, (item,))
-            with open(logs / f"{component.name}.log", "ab") as out:  # the child keeps its own copy of the fd
-                self.processes[component.name] = subprocess.Popen(
-                    [AIRFLOW_BIN, *component.args],
-                    env={**self.home.env, **component.env},
-                    cwd=self.home.path,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-        self.wait_until_ready()
+        with open(logs / f"{component.name}.log", "ab") as out:  # the child keeps its own copy of the fd
+            self.processes[component.name] = subprocess.Popen(
+                [AIRFLOW_BIN, *component.args],
+                env={**self.home.env, **component.env},
+                cwd=self.home.path,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.components[component.name] = component
+
+    def restart(self, name: str) -> None:
+        """Stop one component (its whole session) and start it again, as a process supervisor would."""
+        process = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        self._spawn(self.components[name])
 
     def wait_until_ready(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

@@ -1,7 +1,7 @@
 """Operator that streams one window of the Atlassian organization audit log to IBM QRadar as LEEF 2.0.
 
-Data flow per page: Atlassian API -> LEEF encoder -> QRadar transport -> checkpoint. Memory stays flat whatever the
-window size; a retry resumes after the last checkpoint, so at most one page is delivered twice.
+Data flow per page: Atlassian API -> LEEF encoder -> QRadar transport -> receipt -> checkpoint. Memory stays flat
+whatever the window size; a retry resumes after the last checkpoint, so at most one page is delivered twice.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
     """Deliver every Atlassian audit event of ``[window_start, window_end)`` to QRadar once.
 
     Waits (deferred, not in a worker slot) until ``window_end + settle`` so late-exposed events are included, then
-    streams page by page. After each page handed to the transport it checkpoints in the task state store
-    (Airflow 3.3+): a retry resumes after the last checkpoint. On success the checkpoint is cleared, so a later
-    clear/rerun re-delivers the whole window.
+    streams page by page. Once QRadar has given a receipt for a page (TCP/TLS: it closed the connection after
+    reading everything; HTTP: the 2xx) the operator checkpoints past it in the task state store (Airflow 3.3+):
+    a retry resumes after the last page with a receipt. Without receipts (UDP) the checkpoint trails one page.
+    On success the checkpoint is cleared, so a later clear/rerun re-delivers the whole window.
 
     :param window_start: inclusive window start (templated), default ``{{ data_interval_start }}``; an ISO 8601
         string without an offset is taken as UTC.
