@@ -250,8 +250,8 @@ Not closed: the ratio stays above 1.5x, and the profile says why. Fetch-only is 
 `json.loads` of the same event, already hand-unrolled), framing and `sendall` (a few us/event), and a third
 CPU-busy process on a 2-core machine: syslog-ng parsing and writing every line, while the fetch-only run has
 only the page server beside it. Encoding alone is ~0.5x of the anchor's dominant cost, so 1.5x would leave
-~0 us/event for everything else. What would close it: (a) a compiled encoder (C/Rust extension, ~5x faster
-by analogy with `json`), or (b) encoding in a second process fed with raw page bytes, which needs more cores
+~0 us/event for everything else. What would close it: (a) a compiled encoder (a C or Rust extension; not
+written or measured here), or (b) encoding in a second process fed with raw page bytes, which needs more cores
 than this machine has to show a gain. Neither is a defect that grows with the window: the ratio is flat from
 10k to 1M events and peak RSS does not grow (RSS row).
 """
