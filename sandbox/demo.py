@@ -207,6 +207,9 @@ def main() -> None:
         raise KeyboardInterrupt  # unwinds the ExitStack: every process the demo started is stopped
 
     signal.signal(signal.SIGTERM, stop)
+    # A shell starting us in the background (`make demo-ui &`, nohup) sets SIGINT to "ignore", which Python then
+    # keeps; Ctrl-C / kill -INT must still stop everything.
+    signal.signal(signal.SIGINT, stop)
     try:
         sys.exit(run(args.windows, args.ui, _port(args.port), args.workdir.resolve()))
     except KeyboardInterrupt:
