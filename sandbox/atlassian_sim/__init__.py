@@ -16,7 +16,7 @@ Endpoints (``Authorization: Bearer <api_key>`` on all; bad key 401, unknown org 
   request without from/to/filters walks the unfiltered log. ``links.next`` keeps only cursor and limit.
 - ``GET .../events/{id}`` and ``GET .../event-actions``.
 
-Choices where the real API is silent (see ``/work/shared/reference/atlassian-api.md`` section 2.3):
+Choices where the real API is silent (see the team reference ``atlassian-api.md``, section 2.3):
 
 - **Filter clock.** The API does not document which clock ``from``/``to`` filter on for the stream. We filter
   both endpoints on the event ``attributes.time`` floored to the millisecond, inclusive at both ends
