@@ -465,8 +465,6 @@ class TcpSender(EventSender):
         sock, self._sock = self._sock, None
         if sock is None:
             return
-        if not graceful:
-            self._receipt_requested = False
         try:
             if graceful:
                 sock = self._graceful_shutdown(sock)
