@@ -187,12 +187,7 @@ class AirflowServices:
         process = self.processes[name]
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        _reap(process, time.monotonic() + 30)
         self._spawn(self.components[name])
 
     def wait_until_ready(self, timeout: float = 120) -> None:
@@ -299,29 +294,28 @@ class AirflowServices:
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 20
         for process in self.processes.values():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            # Also when the leader has exited: what it left behind goes too, its group (Celery pool processes)
-            # and the rest of its session (task processes, which Airflow puts in groups of their own).
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            for pid in session_members(process.pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            process.wait(timeout=10)
+            _reap(process, deadline)
         self.processes.clear()
+
+
+def _reap(process: subprocess.Popen[bytes], deadline: float) -> None:
+    """Wait (until ``deadline``) for a component asked to stop, then kill whatever of its session is left."""
+    try:
+        process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    # Also when the leader has exited: what it left behind goes too, its group (Celery pool processes)
+    # and the rest of its session (task processes, which Airflow puts in groups of their own).
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    for pid in session_members(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=10)
 
 
 @contextmanager
