@@ -24,15 +24,26 @@ import requests
 import tenacity
 from airflow.sdk import BaseHook
 
+from airflow_provider_atlassian_qradar.connection_fields import (
+    ATLASSIAN_EXTRAS,
+    ATLASSIAN_FORM,
+    DEFAULT_ATLASSIAN_BASE_URL,
+    ConnectionConfigError,
+    read_extras,
+)
 from airflow_provider_atlassian_qradar.windows import Window, parse_timestamp_ms
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.atlassian.com"
+DEFAULT_BASE_URL = DEFAULT_ATLASSIAN_BASE_URL
 STREAM = "events-stream"
 EVENTS = "events"
+_EXTRA_DEFAULTS = {field.name: field.default for field in ATLASSIAN_EXTRAS}
 # Documented per-path limits: 50/min on events-stream (per Elastic's README), 10/min on /events (Atlassian).
-DEFAULT_REQUESTS_PER_MINUTE = {STREAM: 50.0, EVENTS: 10.0}
+DEFAULT_REQUESTS_PER_MINUTE = {
+    STREAM: float(_EXTRA_DEFAULTS["stream_requests_per_minute"]),
+    EVENTS: float(_EXTRA_DEFAULTS["events_requests_per_minute"]),
+}
 MAX_RATE_LIMIT_WAIT_SECONDS = 300.0
 # How many recent event ids are remembered to drop repeats. Repeats happen at page boundaries, so a bounded
 # memory keeps a 1M-event window at constant RSS; a whole-window restart skips by position instead.
@@ -186,7 +197,9 @@ class AtlassianAuditLogHook(BaseHook):
     Connection (type ``atlassian_admin``): ``host`` = API base URL (default ``https://api.atlassian.com``),
     ``login`` = Organization ID, ``password`` = organization API key (sent as ``Authorization: Bearer``).
     Extras: ``page_size`` (default 200), ``stream_requests_per_minute`` (default 50),
-    ``events_requests_per_minute`` (default 10), ``timeout`` seconds (default 60), ``max_retries`` (default 8).
+    ``events_requests_per_minute`` (default 10), ``timeout`` seconds (default 60), ``max_retries`` (default 8);
+    declared once in :data:`~airflow_provider_atlassian_qradar.connection_fields.ATLASSIAN_EXTRAS`. An extra
+    that is missing, ``null`` (what the Airflow UI saves for an empty field) or empty takes its default.
 
     :param atlassian_conn_id: the Airflow connection id.
     :param page_size: events per request; overrides the connection's ``page_size``.
@@ -217,55 +230,58 @@ class AtlassianAuditLogHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Relabel the connection form for Airflow 3.1 (3.2+ reads the same from the provider info)."""
-        return {
-            "hidden_fields": ["schema", "port"],
-            "relabeling": {"host": "API base URL", "login": "Organization ID", "password": "API key"},
-            "placeholders": {
-                "host": DEFAULT_BASE_URL,
-                "login": "your organization id (admin.atlassian.com > Settings > API keys)",
-                "password": "organization API key with scope read:events:admin",
-                "extra": '{"page_size": 200, "stream_requests_per_minute": 50}',
-            },
-        }
+        return dict(ATLASSIAN_FORM)
 
     # --- connection ------------------------------------------------------------------------------------------
 
     @cached_property
     def _connection_settings(self) -> dict[str, Any]:
+        """The connection resolved and checked: base URL, org id, key, page size, pacing, timeout, retries.
+
+        :raises ConnectionConfigError: a missing Organization ID or API key, or an extra that cannot be used.
+        """
         conn = self.get_connection(self.atlassian_conn_id)
-        if not conn.login:
-            raise AtlassianApiError(
+        org_id = (conn.login or "").strip()
+        if not org_id:
+            raise ConnectionConfigError(
                 f"connection {self.atlassian_conn_id!r} has no Organization ID: put it in the login field"
             )
         if not conn.password:
-            raise AtlassianApiError(
+            raise ConnectionConfigError(
                 f"connection {self.atlassian_conn_id!r} has no API key: put the organization API key "
                 "(admin.atlassian.com > Settings > API keys) in the password field"
             )
         _mask(conn.password)
-        extra = conn.extra_dejson or {}
+        extra = read_extras(ATLASSIAN_EXTRAS, conn.extra_dejson, self.atlassian_conn_id)
         host = (conn.host or DEFAULT_BASE_URL).strip().rstrip("/")
         if "://" not in host:
             host = f"https://{host}"
         if conn.port and urlsplit(host).port is None:
             host = f"{host}:{conn.port}"
         rpm = {
-            STREAM: float(extra.get("stream_requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE[STREAM])),
-            EVENTS: float(extra.get("events_requests_per_minute", DEFAULT_REQUESTS_PER_MINUTE[EVENTS])),
+            STREAM: float(extra["stream_requests_per_minute"]),
+            EVENTS: float(extra["events_requests_per_minute"]),
         }
         rpm.update({k: float(v) for k, v in self._rpm_override.items()})
-        page_size = int(self._page_size_override or extra.get("page_size", 200))
+        page_size = int(self._page_size_override or extra["page_size"])
         if not 1 <= page_size <= 1000:
-            raise ValueError(f"page_size {page_size} is out of range: use 1..1000 (200 is the API default)")
+            raise ConnectionConfigError(f"page_size {page_size} is out of range: use 1..1000 (200 is the API default)")
         return {
             "base_url": host,
-            "org_id": conn.login.strip(),
+            "org_id": org_id,
             "api_key": conn.password,
             "page_size": page_size,
             "rpm": rpm,
-            "timeout": float(extra.get("timeout", 60)),
-            "max_retries": int(extra.get("max_retries", 8)),
+            "timeout": float(extra["timeout"]),
+            "max_retries": int(extra["max_retries"]),
         }
+
+    def validate(self) -> None:
+        """Resolve and check the connection without any network I/O.
+
+        :raises ConnectionConfigError: naming the field and the fix.
+        """
+        _ = self._connection_settings
 
     @property
     def base_url(self) -> str:

@@ -10,9 +10,15 @@ from typing import Any
 import requests
 from airflow.sdk import BaseHook
 
-from airflow_provider_atlassian_qradar.syslog import FRAMINGS, SYSLOG_FORMATS, SyslogFormatter
+from airflow_provider_atlassian_qradar.connection_fields import (
+    QRADAR_EXTRAS,
+    QRADAR_FORM,
+    QRADAR_PROTOCOLS,
+    ConnectionConfigError,
+    read_extras,
+)
+from airflow_provider_atlassian_qradar.syslog import SyslogFormatter
 from airflow_provider_atlassian_qradar.transport import (
-    DEFAULT_RECEIVER_BUFFER_BYTES,
     EventSender,
     HttpSender,
     QRadarDeliveryError,
@@ -28,32 +34,13 @@ except ImportError:  # pragma: no cover - older task SDKs
     mask_secret = None  # type: ignore[assignment]
 
 
-PROTOCOLS = ("tcp", "tls", "udp", "http", "https")
+PROTOCOLS = QRADAR_PROTOCOLS
 DEFAULT_PORTS = {"tcp": 514, "udp": 514, "tls": 6514, "http": 12469, "https": 12469}
-DEFAULT_LOG_SOURCE_IDENTIFIER = "Atlassian-AuditLogs"
-DEFAULT_MAX_FRAME_BYTES = 4096
-MIN_MAX_FRAME_BYTES = 512
+_EXTRA_DEFAULTS = {field.name: field.default for field in QRADAR_EXTRAS}
+DEFAULT_LOG_SOURCE_IDENTIFIER: str = _EXTRA_DEFAULTS["log_source_identifier"]
+DEFAULT_MAX_FRAME_BYTES: int = _EXTRA_DEFAULTS["max_frame_bytes"]
 DEFAULT_BATCH_SIZE = {"tcp": 200, "tls": 200, "udp": 1, "http": 500, "https": 500}
-
-
-def _as_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on"):
-        return True
-    if isinstance(value, str) and value.strip().lower() in ("false", "0", "no", "off"):
-        return False
-    raise ValueError(f"extra {name}={value!r} is not a boolean: use true or false")
-
-
-def _as_number(value: Any, name: str, kind: type[int] | type[float], minimum: float) -> Any:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"extra {name}={value!r} is not a number") from None
-    if number < minimum:
-        raise ValueError(f"extra {name}={number} is below the minimum {minimum:g}")
-    return number
+_MAX_FRAME_BYTES_FIELD = next(field for field in QRADAR_EXTRAS if field.name == "max_frame_bytes")
 
 
 class QRadarHook(BaseHook):
@@ -64,7 +51,10 @@ class QRadarHook(BaseHook):
     http/https 12469); password = passphrase of ``client_key`` (optional). Extras: ``protocol`` (tcp, tls, udp,
     http, https), ``framing`` (lf, octet-counting), ``syslog_format`` (rfc5424, rfc3164),
     ``log_source_identifier``, ``ca_cert``/``client_cert``/``client_key`` (PEM text or path), ``verify``,
-    ``max_frame_bytes``, ``connect_timeout``, ``write_timeout``, ``batch_size``, ``time_zone``.
+    ``max_frame_bytes``, ``connect_timeout``, ``write_timeout``, ``batch_size``, ``time_zone``, ``max_reconnects``,
+    ``confirm_delivery``, ``receiver_buffer_bytes``; declared once, with their defaults, in
+    :data:`~airflow_provider_atlassian_qradar.connection_fields.QRADAR_EXTRAS`. An extra that is missing, ``null``
+    (what the Airflow UI saves for an empty field) or empty takes its default.
 
     Nothing is read or connected in ``__init__``; the connection is read on first use.
 
@@ -96,80 +86,57 @@ class QRadarHook(BaseHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Connection form: the same behaviour as declared in ``get_provider_info``."""
-        return {
-            "hidden_fields": ["schema", "login"],
-            "relabeling": {"host": "QRadar event collector host", "password": "Client key passphrase"},
-            "placeholders": {
-                "host": "qradar-ec.example.com",
-                "port": "514 (tcp/udp), 6514 (tls), 12469 (http/https)",
-                "extra": '{"protocol": "tls", "log_source_identifier": "Atlassian-AuditLogs"}',
-            },
-        }
+        return dict(QRADAR_FORM)
 
     # -- settings -------------------------------------------------------------------------------------------------
 
     @cached_property
     def settings(self) -> dict[str, Any]:
-        """The resolved settings (connection + overrides + defaults), validated; secrets are registered masked."""
+        """The resolved settings (connection + overrides + defaults), validated; secrets are registered masked.
+
+        :raises ConnectionConfigError: naming the field that is missing or cannot be used.
+        """
         conn = self.get_connection(self.qradar_conn_id)
-        extra: dict[str, Any] = dict(conn.extra_dejson or {})
-        protocol = str(extra.get("protocol") or "tcp").lower()
-        if protocol not in PROTOCOLS:
-            raise ValueError(
-                f"connection {self.qradar_conn_id!r}: unknown protocol {protocol!r}: use one of {', '.join(PROTOCOLS)}"
-            )
-        framing = str(extra.get("framing") or "lf").lower()
-        if framing not in FRAMINGS:
-            raise ValueError(
-                f"connection {self.qradar_conn_id!r}: unknown framing {framing!r}: use one of {', '.join(FRAMINGS)}"
-            )
-        syslog_format = str(extra.get("syslog_format") or "rfc5424").lower()
-        if syslog_format not in SYSLOG_FORMATS:
-            raise ValueError(
-                f"connection {self.qradar_conn_id!r}: unknown syslog_format {syslog_format!r}: use one of "
-                f"{', '.join(SYSLOG_FORMATS)}"
-            )
+        extra = read_extras(QRADAR_EXTRAS, conn.extra_dejson, self.qradar_conn_id)
+        protocol = extra["protocol"]
         host = (conn.host or "").strip()
         if not host:
-            raise ValueError(f"connection {self.qradar_conn_id!r} has no host: set the QRadar event collector host")
+            raise ConnectionConfigError(
+                f"connection {self.qradar_conn_id!r} has no host: set the QRadar event collector host"
+            )
         if "://" in host:
-            raise ValueError(
+            raise ConnectionConfigError(
                 f"connection {self.qradar_conn_id!r}: host {host!r} must be a host name or IP, not a URL; "
                 "choose http or https with the protocol extra"
             )
-        max_frame_bytes = self._max_frame_bytes_override or extra.get("max_frame_bytes") or DEFAULT_MAX_FRAME_BYTES
-        client_key = extra.get("client_key") or None
+        max_frame_bytes = extra["max_frame_bytes"]
+        if self._max_frame_bytes_override:
+            max_frame_bytes = _MAX_FRAME_BYTES_FIELD.parse(self._max_frame_bytes_override, self.qradar_conn_id)
+        client_key = extra["client_key"]
         passphrase = conn.password or None
         for secret in (client_key, passphrase):
             if secret and mask_secret is not None:
                 mask_secret(secret)
-        verify = _as_bool(True if extra.get("verify") is None else extra["verify"], "verify")
         return {
             "protocol": protocol,
             "host": host,
             "port": int(conn.port or DEFAULT_PORTS[protocol]),
-            "framing": framing,
-            "syslog_format": syslog_format,
-            "log_source_identifier": self._log_source_identifier_override
-            or extra.get("log_source_identifier")
-            or DEFAULT_LOG_SOURCE_IDENTIFIER,
-            "max_frame_bytes": _as_number(max_frame_bytes, "max_frame_bytes", int, MIN_MAX_FRAME_BYTES),
-            "time_zone": self._time_zone_override or extra.get("time_zone") or "UTC",
-            "ca_cert": extra.get("ca_cert") or None,
-            "client_cert": extra.get("client_cert") or None,
+            "framing": extra["framing"],
+            "syslog_format": extra["syslog_format"],
+            "log_source_identifier": self._log_source_identifier_override or extra["log_source_identifier"],
+            "max_frame_bytes": max_frame_bytes,
+            "time_zone": self._time_zone_override or extra["time_zone"],
+            "ca_cert": extra["ca_cert"],
+            "client_cert": extra["client_cert"],
             "client_key": client_key,
             "key_passphrase": passphrase,
-            "verify": verify,
-            "connect_timeout": _as_number(extra.get("connect_timeout", 10), "connect_timeout", float, 0.1),
-            "write_timeout": _as_number(extra.get("write_timeout", 30), "write_timeout", float, 0.1),
-            "batch_size": _as_number(extra.get("batch_size") or DEFAULT_BATCH_SIZE[protocol], "batch_size", int, 1),
-            "max_reconnects": _as_number(extra.get("max_reconnects", 10), "max_reconnects", int, 0),
-            "receiver_buffer_bytes": _as_number(
-                extra.get("receiver_buffer_bytes", DEFAULT_RECEIVER_BUFFER_BYTES), "receiver_buffer_bytes", int, 0
-            ),
-            "confirm_delivery": _as_bool(
-                True if extra.get("confirm_delivery") is None else extra["confirm_delivery"], "confirm_delivery"
-            ),
+            "verify": extra["verify"],
+            "connect_timeout": extra["connect_timeout"],
+            "write_timeout": extra["write_timeout"],
+            "batch_size": extra["batch_size"] or DEFAULT_BATCH_SIZE[protocol],
+            "max_reconnects": extra["max_reconnects"],
+            "receiver_buffer_bytes": extra["receiver_buffer_bytes"],
+            "confirm_delivery": extra["confirm_delivery"],
         }
 
     @property
@@ -226,12 +193,17 @@ class QRadarHook(BaseHook):
         """
         Resolve and check every setting without any network I/O (protocol, framing, identifier, certificates).
 
-        :raises ValueError: naming the setting and the allowed values or the fix.
+        :raises ConnectionConfigError: naming the setting and the allowed values or the fix (a ``ValueError``).
         """
-        if self.protocol in ("tls", "https"):
-            self.get_ssl_context()
-        if self.protocol not in ("http", "https"):
-            self.get_formatter()
+        try:
+            if self.protocol in ("tls", "https"):
+                self.get_ssl_context()
+            if self.protocol not in ("http", "https"):
+                self.get_formatter()
+        except ConnectionConfigError:
+            raise
+        except ValueError as err:  # a certificate or identifier that cannot work: the messages hold no secret
+            raise ConnectionConfigError(f"connection {self.qradar_conn_id!r}: {err}") from None
 
     def describe(self) -> str:
         """A one-line, secret-free description for logs, e.g. ``tls://qradar-ec:6514 (log source X, lf)``."""

@@ -27,6 +27,7 @@ try:
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
+from airflow_provider_atlassian_qradar.connection_fields import ConnectionConfigError
 from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError, AtlassianAuditLogHook
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
 from airflow_provider_atlassian_qradar.leef import LeefOptions
@@ -143,7 +144,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         """Validate the window, wait for late events if needed, then deliver it."""
         window = self._window()
         qradar = self._qradar_hook()
-        qradar.validate()  # unknown protocol, bad identifier, ...: fail before any network call
+        self._check_connections(qradar)
         now = datetime.now(timezone.utc)
         if window.end <= now - RETENTION:
             self.log.warning(
@@ -172,9 +173,29 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
 
     # --- the work ----------------------------------------------------------------------------------------------
 
+    def _check_connections(self, qradar: QRadarHook) -> None:
+        """Read both connections before any network call; a configuration error fails the task without retries.
+
+        Unknown protocol, a number that is not one, a missing org id or API key: retrying cannot fix any of them.
+        """
+        try:
+            qradar.validate()
+            self._atlassian_hook().validate()
+        except ConnectionConfigError as err:
+            raise AirflowFailException(
+                f"{err} (a configuration error: fix the connection, then clear the task)"
+            ) from None
+
+    def _atlassian_hook(self) -> AtlassianAuditLogHook:
+        return AtlassianAuditLogHook(
+            self.atlassian_conn_id, page_size=self.page_size, requests_per_minute=self.requests_per_minute
+        )
+
     def _deliver(self, window: Window, qradar: QRadarHook, context: Context) -> dict[str, Any]:
         try:
             return self._stream(window, qradar, context)
+        except ConnectionConfigError as err:
+            raise AirflowFailException(str(err)) from None
         except AtlassianApiError as err:
             # 400/401/403/404 and a refused foreign link need someone to change something: fail now instead of
             # spending an hour of retries. 429/5xx/network errors arrive here only after the hook's own retries
@@ -189,9 +210,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
 
     def _stream(self, window: Window, qradar: QRadarHook, context: Context) -> dict[str, Any]:
         started = time.monotonic()
-        atlassian = AtlassianAuditLogHook(
-            self.atlassian_conn_id, page_size=self.page_size, requests_per_minute=self.requests_per_minute
-        )
+        atlassian = self._atlassian_hook()
         store = context.get("task_state_store")
         checkpoint = self._load_checkpoint(store, window)
         archive = _Archive(self.archive_path, self.atlassian_conn_id, window) if self.archive_path else None

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from airflow_provider_atlassian_qradar.connection_fields import ConnectionConfigError
 from airflow_provider_atlassian_qradar.hooks.atlassian import (
     AtlassianApiError,
     AtlassianAuditLogHook,
@@ -320,7 +321,7 @@ class TestAtlassianAuditLogHookFaults:
     def test_missing_key_or_org_is_a_clear_error(self, monkeypatch):
         conn = {"conn_type": "atlassian_admin", "host": BASE, "login": ORG}
         monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
-        with pytest.raises(AtlassianApiError, match="has no API key"):
+        with pytest.raises(ConnectionConfigError, match="has no API key"):
             list(AtlassianAuditLogHook().iter_events(START, END))
 
     def test_naive_or_inverted_window_is_refused_before_any_request(self, requests_mock):

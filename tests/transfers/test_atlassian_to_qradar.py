@@ -120,9 +120,47 @@ class TestAtlassianAuditLogToQRadarOperatorValidation:
     def test_unknown_protocol_fails_before_any_request(self, simulator, monkeypatch):
         conn = {"conn_type": "qradar", "host": "127.0.0.1", "port": 1, "extra": {"protocol": "carrier-pigeon"}}
         monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))
-        with pytest.raises(ValueError, match="carrier-pigeon"):
+        with pytest.raises(AirflowFailException, match="carrier-pigeon"):
             operator().execute({})
         assert simulator.requests == []
+
+    @pytest.mark.parametrize(
+        ("conn_id", "change", "message"),
+        [
+            ("QRADAR_DEFAULT", {"extra": {"connect_timeout": "soon"}}, "extra connect_timeout .* is not a number"),
+            ("QRADAR_DEFAULT", {"extra": {"protocol": "tls", "ca_cert": "/nonexistent/ca.pem"}}, "ca_cert"),
+            ("ATLASSIAN_ADMIN_DEFAULT", {"login": None}, "has no Organization ID"),
+            ("ATLASSIAN_ADMIN_DEFAULT", {"password": None}, "has no API key"),
+            ("ATLASSIAN_ADMIN_DEFAULT", {"extra": {"page_size": "lots"}}, "extra page_size .* is not a whole number"),
+        ],
+    )
+    def test_configuration_errors_fail_the_task_without_retries(
+        self, simulator, syslog_ng, monkeypatch, conn_id, change, message
+    ):
+        """A ValueError would be retried for many minutes; AirflowFailException ends the task at once."""
+        conn = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id}"]) | change
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", json.dumps(conn))
+        with pytest.raises(AirflowFailException, match=message) as info:
+            operator().execute({})
+        assert API_KEY not in str(info.value)
+        assert simulator.requests == []
+
+    def test_ui_made_connections_with_null_extras_deliver(self, simulator, syslog_ng, monkeypatch):
+        """Every form field left empty is saved as null by the Airflow UI: the window must still be delivered."""
+        from airflow_provider_atlassian_qradar.get_provider_info import get_provider_info
+
+        forms = {e["connection-type"]: e["conn-fields"] for e in get_provider_info()["connection-types"]}
+        for conn_id, conn_type, keep in (
+            ("QRADAR_DEFAULT", "qradar", {}),
+            ("ATLASSIAN_ADMIN_DEFAULT", "atlassian_admin", {"stream_requests_per_minute": 0}),
+        ):
+            conn = json.loads(os.environ[f"AIRFLOW_CONN_{conn_id}"])
+            conn["extra"] = dict.fromkeys(forms[conn_type]) | keep
+            monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", json.dumps(conn))
+        summary = operator().execute({})
+        truth = simulator.ground_truth(HOUR, HOUR + timedelta(hours=1))
+        assert summary["sent"] == len(truth) > 0
+        assert received_ids(syslog_ng.wait_for_lines(len(truth))) == Counter(truth)
 
     def test_window_beyond_retention_delivers_nothing_and_succeeds(self, simulator, syslog_ng):
         old = (datetime.now(timezone.utc) - timedelta(days=200)).replace(minute=0, second=0, microsecond=0)
