@@ -4,7 +4,7 @@ sandbox receiver's syslog-ng.conf.
 
 No Docker engine is needed: the compose file is parsed with PyYAML (anchors and ``<<`` merges resolved), the
 Dockerfile is read as text, and syslog-ng (when installed) checks and runs the receiver config on loopback.
-Nothing here builds the image or starts a container; the README ("What was and was not verified") says
+Nothing here builds the image or starts a container; docs/verification.md says
 what that leaves unverified.
 """
 

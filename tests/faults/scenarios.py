@@ -973,7 +973,7 @@ def _kill_task_mid_window(syslog: SyslogNg, scheduler_pid: int, timeout: float) 
 
     The DAG paces its requests (its share of the API budget: one every few seconds), so two seconds after a page
     arrived the task has written that page's checkpoint and waits for the next request. A kill in the instant
-    between handing a page over and writing its checkpoint would re-send two pages (see the README matrix notes).
+    between handing a page over and writing its checkpoint would re-send two pages (see the notes in docs/delivery.md).
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and syslog.line_count() < 3 * PAGE_SIZE:

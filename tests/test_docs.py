@@ -1,0 +1,44 @@
+"""The README is the short front door; every link in it and in docs/ leads somewhere that exists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = sorted((REPO / "docs").glob("*.md"))
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    found = set()
+    for heading in re.findall(r"^#+ (.+)$", markdown, re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        found.add(slug)
+    return found
+
+
+def test_readme_is_short():
+    assert len((REPO / "README.md").read_bytes()) <= 12 * 1024
+
+
+def test_readme_links_every_doc():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert DOCS, "docs/ is empty"
+    for doc in DOCS:
+        assert f"](docs/{doc.name})" in readme, f"README does not link docs/{doc.name}"
+
+
+@pytest.mark.parametrize("page", [REPO / "README.md", *DOCS], ids=lambda p: p.name)
+def test_relative_links_resolve(page: Path):
+    for target in LINK.findall(page.read_text(encoding="utf-8")):
+        if re.match(r"[a-z]+://", target):
+            continue
+        path_part, _, anchor = target.partition("#")
+        linked = (page.parent / path_part).resolve() if path_part else page
+        assert linked.exists(), f"{page.name}: link to {target} leads nowhere"
+        if anchor:
+            assert anchor in anchors(linked.read_text(encoding="utf-8")), f"{page.name}: no heading for #{anchor}"
