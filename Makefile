@@ -6,17 +6,23 @@ LOCK := requirements/dev.lock
 
 .PHONY: venv test lint typecheck demo demo-ui bench faults lock clean
 
-$(BIN)/python: $(LOCK) pyproject.toml
-	$(PYTHON) -m pip install -q uv
-	$(PYTHON) -m uv venv -q --allow-existing --python $(PYTHON) $(VENV)
-	$(PYTHON) -m uv pip sync -q --python $(BIN)/python $(LOCK)
-	$(PYTHON) -m uv pip install -q --python $(BIN)/python --no-deps -e .
-	touch $(BIN)/python
+# Only $(PYTHON) and its standard venv module are needed: the virtual environment is made with the standard
+# library, uv is installed inside it, and uv syncs the lock there. Nothing is installed into $(PYTHON) itself
+# (Debian's and Ubuntu's own python3 refuse that anyway: externally-managed-environment).
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv
 
-venv: $(BIN)/python
+$(VENV)/.synced: $(LOCK) pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip sync -q --python $(BIN)/python $(LOCK)
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
 
-lock:
-	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+venv: $(VENV)/.synced
+
+# Keeps the existing pins where pyproject.toml allows them (uv prefers the versions already in the output file).
+lock: | $(BIN)/uv
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 \
 		--python-platform x86_64-unknown-linux-gnu -o $(LOCK)
 
 lint: venv
@@ -36,7 +42,7 @@ demo-ui: venv
 bench: venv
 	$(BIN)/python -m bench
 
-# The fault matrix (tests/faults/scenarios.py): runs every scenario and rewrites its table in README.md.
+# The fault matrix (tests/faults/scenarios.py): runs every scenario and rewrites its table in docs/fault-matrix.md.
 faults: venv
 	$(BIN)/python -m sandbox.fault_matrix
 
