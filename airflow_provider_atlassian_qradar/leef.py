@@ -68,6 +68,7 @@ _FIXED_CUSTOM_KEYS: tuple[str, ...] = (
     "actionRaw",
     "eventType",
     "orgId",
+    "actionGroup",
     "msg",
     "msgFormat",
     "country",
@@ -115,6 +116,7 @@ _TRIM_RANK: dict[str, int] = {
     "onBehalfOfName": 6,
     "tokenLabel": 6,
     "appType": 6,
+    "actionGroup": 6,
     "eventTimeRaw": 7,
     "processedAtRaw": 7,
     "actionRaw": 7,
@@ -147,8 +149,9 @@ _OBJECT_TRIM_RANK: dict[str, int] = {
 
 # --- Action table -----------------------------------------------------------------------------------------
 # Category and default severity of common Atlassian organization audit actions (ids from
-# GET /admin/v1/orgs/{org}/event-actions). Unknown actions get cat "Other" and sev 5; deployments override
-# both with action_groups / severity_overrides.
+# GET /admin/v1/orgs/{org}/event-actions). Unknown actions get cat "Other" and sev 5. cat comes only from
+# this table, so an action's cat never changes between windows (QRadar's QID map keys on it); deployments may
+# override sev (severity_overrides), and the organization's own group names go to actionGroup.
 _ACTION_TABLE: dict[str, tuple[str, int]] = {
     # Authentication and sessions
     "user_login": ("Authentication", 3),
@@ -220,7 +223,7 @@ _ACTION_TABLE: dict[str, tuple[str, int]] = {
     "app_access_granted": ("Apps", 5),
     "app_access_revoked": ("Apps", 4),
 }
-#: action id -> built-in cat (used when action_groups has no entry for the action).
+#: action id -> cat, the only source of cat (unknown actions: :data:`FALLBACK_CATEGORY`).
 ACTION_CATEGORIES: Mapping[str, str] = {action: cat for action, (cat, _) in _ACTION_TABLE.items()}
 #: action id -> built-in sev 1..10 (used when severity_overrides has no entry for the action).
 DEFAULT_SEVERITY: Mapping[str, int] = {action: sev for action, (_, sev) in _ACTION_TABLE.items()}
@@ -627,7 +630,8 @@ class LeefOptions:
     """
     The per-deployment arguments of :func:`format_event`, bundled so callers validate them once.
 
-    :param action_groups: action id -> cat (e.g. the groupDisplayName from /event-actions).
+    :param action_group_names: action id -> the organization's group display name (``groupDisplayName`` from
+        /event-actions), written to ``actionGroup``; it never changes ``cat``.
     :param severity_overrides: action id -> sev; clamped to 1..10.
     :param time_zone: IANA zone for the human-readable timestamps (eventTime, processedAt).
     :param max_bytes: budget for the LEEF line alone, in UTF-8 bytes (the syslog header not included).
@@ -635,19 +639,19 @@ class LeefOptions:
     :param product_version: the Version header field.
     """
 
-    __slots__ = ("action_groups", "max_bytes", "org_id", "product_version", "severity_overrides", "time_zone")
+    __slots__ = ("action_group_names", "max_bytes", "org_id", "product_version", "severity_overrides", "time_zone")
 
     def __init__(
         self,
         *,
-        action_groups: Mapping[str, str] | None = None,
+        action_group_names: Mapping[str, str] | None = None,
         severity_overrides: Mapping[str, int] | None = None,
         time_zone: str = "UTC",
         max_bytes: int = 4096,
         org_id: str | None = None,
         product_version: str = __version__,
     ) -> None:
-        self.action_groups = dict(action_groups) if action_groups else None
+        self.action_group_names = dict(action_group_names) if action_group_names else None
         self.severity_overrides = dict(severity_overrides) if severity_overrides else None
         self.time_zone = time_zone
         self.max_bytes = max_bytes
@@ -660,9 +664,9 @@ class LeefOptions:
         _check_max_bytes(self.max_bytes)
         _zone(self.time_zone)
         _header_prefix(self.product_version)
-        for action, cat in (self.action_groups or {}).items():
-            if not isinstance(cat, str) or not cat:
-                raise ValueError(f"action_groups[{action!r}] is {cat!r}: use a non-empty string category")
+        for action, name in (self.action_group_names or {}).items():
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"action_group_names[{action!r}] is {name!r}: use a non-empty string")
         for action, severity in (self.severity_overrides or {}).items():
             _severity(severity, action)
 
@@ -675,7 +679,7 @@ class LeefOptions:
         """
         return format_event(
             event,
-            action_groups=self.action_groups,
+            action_group_names=self.action_group_names,
             severity_overrides=self.severity_overrides,
             time_zone=self.time_zone,
             max_bytes=self.max_bytes,
@@ -695,7 +699,7 @@ def _check_max_bytes(max_bytes: int) -> None:
 def format_event(
     event: Mapping[str, Any],
     *,
-    action_groups: Mapping[str, str] | None = None,
+    action_group_names: Mapping[str, str] | None = None,
     severity_overrides: Mapping[str, int] | None = None,
     time_zone: str = "UTC",
     max_bytes: int = 4096,
@@ -705,12 +709,14 @@ def format_event(
     """
     Encode one Atlassian organization audit event as one LEEF 2.0 line (TAB-delimited).
 
-    Keys follow the schema in the README's "LEEF mapping" section. If header + core keys alone exceed ``max_bytes``
+    Keys follow the schema in docs/leef-mapping.md. If header + core keys alone exceed ``max_bytes``
     (only with pathological values: action ids or names hundreds of bytes long), they are emitted anyway,
     with every custom key dropped and listed in ``truncated``.
 
     :param event: one event object (``data[i]`` of an events or events-stream page).
-    :param action_groups: action id -> cat; falls back to the built-in table, then ``Other``.
+    :param action_group_names: action id -> the organization's group display name, written to ``actionGroup``.
+        ``cat`` comes only from the built-in table (:data:`ACTION_CATEGORIES`, else ``Other``), so it is the
+        same for an action in every window.
     :param severity_overrides: action id -> sev; falls back to :data:`DEFAULT_SEVERITY`, then 5; clamped 1..10.
     :param time_zone: IANA zone for eventTime and processedAt (devTime is always epoch ms).
     :param max_bytes: budget for the LEEF line in UTF-8 bytes, syslog header excluded; at least 512.
@@ -759,14 +765,7 @@ def format_event(
         if parsed is not None:
             out += ("devTime=", str(parsed[0]))
             event_time_iso = parsed[1]
-    category = action_groups.get(action_text) if action_groups else None
-    if category is None:
-        category = _CATEGORY_BY_ACTION.get(action_text, FALLBACK_CATEGORY)
-        out += ("\tcat=" if out else "cat=", category)
-    elif category.__class__ is str and category:
-        out += ("\tcat=" if out else "cat=", category)
-    else:
-        raise ValueError(f"action_groups[{action_text!r}] is {category!r}: use a non-empty string category")
+    out += ("\tcat=" if out else "cat=", _CATEGORY_BY_ACTION.get(action_text, FALLBACK_CATEGORY))
     severity = severity_overrides.get(action_text) if severity_overrides else None
     out += (
         "\tsev=",
@@ -836,6 +835,11 @@ def format_event(
         out += ("\teventType=", value)
     if org_id is not None:
         out += ("\torgId=", org_id)
+    group_name = action_group_names.get(action_text) if action_group_names else None
+    if group_name is not None:
+        if group_name.__class__ is not str or not group_name:
+            raise ValueError(f"action_group_names[{action_text!r}] is {group_name!r}: use a non-empty string")
+        out += ("\tactionGroup=", group_name)
     member = event.get("message")
     if member is not None:
         if member.__class__ is not dict or not _MESSAGE_KEYS.issuperset(member):

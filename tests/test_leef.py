@@ -563,14 +563,20 @@ class TestFormatEvent:
     def test_category_and_severity_sources(self) -> None:
         _, default = parse_leef(format_event(API_EXAMPLE))
         assert (default["cat"], default["sev"]) == ("ApiCredentials", "6")
+        assert "actionGroup" not in default
         _, configured = parse_leef(
             format_event(
                 API_EXAMPLE,
-                action_groups={"api_token_created": "API tokens"},
+                action_group_names={"api_token_created": "API tokens"},
                 severity_overrides={"api_token_created": 9},
             )
         )
-        assert (configured["cat"], configured["sev"]) == ("API tokens", "9")
+        # cat is the built-in category whatever /event-actions says: QRadar's QID map keys on it
+        assert (configured["cat"], configured["sev"], configured["actionGroup"]) == (
+            "ApiCredentials",
+            "9",
+            "API tokens",
+        )
         _, unknown = parse_leef(format_event(event_with(action="brand_new_action")))
         assert (unknown["cat"], unknown["sev"]) == ("Other", "5")
 
@@ -638,7 +644,7 @@ class TestFormatEvent:
             ({"max_bytes": 511}, "max_bytes=511"),
             ({"time_zone": "Mars/Olympus"}, "IANA"),
             ({"product_version": "1.0|evil"}, "product_version"),
-            ({"action_groups": {"api_token_created": ""}}, "action_groups"),
+            ({"action_group_names": {"api_token_created": ""}}, "action_group_names"),
         ],
     )
     def test_bad_arguments_name_the_cause(self, arguments: dict[str, Any], message: str) -> None:

@@ -626,7 +626,7 @@ class AtlassianAuditLogHook(BaseHook):
         return self._event_actions
 
     def get_action_groups(self) -> dict[str, str]:
-        """Return ``{action id: group display name}`` — the LEEF ``cat`` of each action."""
+        """Return ``{action id: group display name}``: the LEEF ``actionGroup`` of each action (never ``cat``)."""
         groups: dict[str, str] = {}
         for action_id, attributes in self.get_event_actions().items():
             group = attributes.get("groupDisplayName")

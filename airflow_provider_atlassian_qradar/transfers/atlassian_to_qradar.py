@@ -220,13 +220,13 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         fetched_skip = already_sent if resume_cursor else 0
         to_skip_sending = 0 if resume_cursor else already_sent
         try:
-            action_groups = atlassian.get_action_groups()
-        except Exception as err:  # categories are a nicety; events must still flow
-            self.log.warning("could not read /event-actions (%s); using built-in categories", err)
-            action_groups = {}
+            action_group_names = atlassian.get_action_groups()
+        except Exception as err:  # group names are a nicety (cat never depends on them); events must still flow
+            self.log.warning("could not read /event-actions (%s); events go without actionGroup", err)
+            action_group_names = {}
         org_id = atlassian.org_id
         leef = LeefOptions(
-            action_groups=action_groups,
+            action_group_names=action_group_names,
             severity_overrides=self.severity_overrides,
             time_zone=qradar.time_zone,
             max_bytes=qradar.leef_budget(),
