@@ -185,6 +185,29 @@ ATLASSIAN_EXTRAS: tuple[ExtraField, ...] = (
         default=8,
         minimum=0,
     ),
+    ExtraField(
+        "request_deadline",
+        float,
+        "Request deadline (s)",
+        "Total time one API request may take, headers and body (the timeout above bounds each read only).",
+        default=180.0,
+        minimum=0.1,
+    ),
+    ExtraField(
+        "max_response_bytes",
+        int,
+        "Max response bytes",
+        "Largest decoded API response accepted; bounds memory against huge or compressed-bomb bodies.",
+        default=32 * 1024 * 1024,
+        minimum=1024,
+    ),
+    ExtraField(
+        "allow_insecure_http",
+        bool,
+        "Allow plain http",
+        "Send the API key over plain http to a host that is not loopback (refused otherwise).",
+        default=False,
+    ),
 )
 
 QRADAR_EXTRAS: tuple[ExtraField, ...] = (

@@ -7,9 +7,11 @@ per-path rate limits, and survives 429s, 5xx bursts, connection resets and timeo
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -18,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import requests
 import tenacity
+import urllib3
 from airflow.sdk import BaseHook
 
 from airflow_provider_atlassian_qradar.connection_fields import (
@@ -30,6 +33,17 @@ from airflow_provider_atlassian_qradar.connection_fields import (
     DEFAULT_ATLASSIAN_BASE_URL,
     ConnectionConfigError,
     read_extras,
+)
+from airflow_provider_atlassian_qradar.http_guard import (
+    DeadlineAdapter,
+    RequestDeadline,
+    ResponseTooLarge,
+    SecretScrubber,
+    UnsupportedEncoding,
+    format_origin,
+    is_loopback_host,
+    origin,
+    read_capped_body,
 )
 from airflow_provider_atlassian_qradar.windows import Window, parse_timestamp_ms
 
@@ -48,15 +62,32 @@ MAX_RATE_LIMIT_WAIT_SECONDS = 300.0
 # How many recent event ids are remembered to drop repeats. Repeats happen at page boundaries, so a bounded
 # memory keeps a 1M-event window at constant RSS; a whole-window restart skips by position instead.
 RECENT_IDS_REMEMBERED = 100_000
+#: Total seconds one API request may take, headers and body together (extra ``request_deadline``).
+DEFAULT_REQUEST_DEADLINE_SECONDS = float(_EXTRA_DEFAULTS["request_deadline"])
+#: Largest decoded response body accepted (extra ``max_response_bytes``); a page of 1,000 events is about 2 MB.
+DEFAULT_MAX_RESPONSE_BYTES = int(_EXTRA_DEFAULTS["max_response_bytes"])
+#: Error bodies are read only this far: they are shown in messages, never parsed for data.
+_MAX_ERROR_BODY_BYTES = 64 * 1024
+#: Atlassian organization ids are UUIDs; allow any id of letters, digits, dashes and underscores.
+_ORG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_HTTP_SCHEMES = ("https", "http")
 
 
 class AtlassianApiError(Exception):
-    """The Atlassian API refused a request in a way that retrying will not fix. The text says what to fix."""
+    """The Atlassian API refused a request, or the connection is misconfigured. The text says what to fix.
 
-    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+    :param permanent: retrying cannot help until someone changes something (a configuration error, a protocol
+        violation, HTTP 400/401/403/404); the operator then fails the task at once. Default: true for those
+        statuses, false otherwise.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, code: str | None = None, permanent: bool | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.permanent = status in (400, 401, 403, 404) if permanent is None else permanent
 
 
 class _RetryableResponse(Exception):
@@ -66,6 +97,14 @@ class _RetryableResponse(Exception):
         super().__init__(f"HTTP {status}: {detail}")
         self.status = status
         self.wait_seconds = wait_seconds
+
+
+class _MalformedBody(ValueError):
+    """A 2xx body that is not a JSON object (truncated, garbled): retried like a network error."""
+
+
+class _DeadlineExceeded(requests.Timeout):
+    """The request did not complete within its total deadline (a server trickling its answer)."""
 
 
 @dataclass
@@ -158,37 +197,118 @@ class _RecentIds:
 
 
 def _retry_wait_seconds(response: requests.Response) -> float | None:
-    """Read how long a 429 asks us to wait: Retry-After, then X-Retry-After, then X-RateLimit-Reset."""
+    """Read how long a 429 asks us to wait: Retry-After, then X-Retry-After, then X-RateLimit-Reset.
+
+    A value that is negative, not a number, or a moment already past says nothing useful: it is skipped, and
+    with no usable header the caller backs off exponentially (None).
+    """
     for header in ("Retry-After", "X-Retry-After"):
-        value = response.headers.get(header)
+        value = (response.headers.get(header) or "").strip()
         if not value:
             continue
+        seconds: float | None
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(value) if header == "Retry-After" else None
-            if parsed is not None:
-                return max(0.0, (parsed - datetime.now(timezone.utc)).total_seconds())
+            seconds = _seconds_until_http_date(value) if header == "Retry-After" else None
+        if seconds is not None and math.isfinite(seconds) and seconds >= 0:
+            return seconds
     reset = response.headers.get("X-RateLimit-Reset")
     if reset:
         try:
             reset_ms = parse_timestamp_ms(reset)
         except ValueError:
             return None
-        return max(0.0, reset_ms / 1000.0 - time.time())
+        seconds = reset_ms / 1000.0 - time.time()
+        return seconds if seconds > 0 else None
     return None
 
 
-def _error_detail(response: requests.Response) -> tuple[str | None, str]:
-    """Return (ADMIN-… code, human text) from an Atlassian error body, tolerating any body."""
+def _seconds_until_http_date(value: str) -> float | None:
+    """Seconds until an HTTP date (``Wed, 02 Dec 2026 10:00:00 GMT``); None if unreadable or past."""
     try:
-        errors = response.json().get("errors") or []
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # "-0000" means UTC with no zone information: parsed as naive
+        moment = moment.replace(tzinfo=timezone.utc)
+    seconds = (moment - datetime.now(timezone.utc)).total_seconds()
+    return seconds if seconds > 0 else None
+
+
+def _error_detail(response: requests.Response, body: bytes) -> tuple[str | None, str]:
+    """Return (ADMIN-… code, human text) from an Atlassian error body, tolerating any body."""
+    fallback = response.reason or f"HTTP {response.status_code}"
+    try:
+        errors = json.loads(body).get("errors") or []
         first = errors[0] if errors else {}
         code = first.get("code")
         text = " ".join(str(first.get(k)) for k in ("title", "detail") if first.get(k))
-        return code, text or response.reason
-    except (ValueError, AttributeError, TypeError, IndexError):
-        return None, response.reason or f"HTTP {response.status_code}"
+        return (code if isinstance(code, str) else None), (text or fallback)[:500]
+    except (ValueError, AttributeError, TypeError, IndexError, KeyError):
+        return None, fallback[:500]
+
+
+def _check_api_key(key: str, conn_id: str) -> None:
+    """Refuse a key with whitespace or control characters before any request (e.g. a newline pasted from a file).
+
+    requests would refuse the header with an error that quotes it, and Airflow's masker matches only the exact
+    key: the message would show the key in clear text. The message names the field, never the key.
+    """
+    if all(0x21 <= ord(char) <= 0x7E for char in key):
+        return
+    if key != key.strip():
+        problem = "leading or trailing whitespace (often a newline pasted from a file)"
+    elif any(char.isspace() for char in key):
+        problem = "whitespace inside it"
+    elif any(ord(char) > 0x7E for char in key):
+        problem = "non-ASCII characters"
+    else:
+        problem = "control characters"
+    raise ConnectionConfigError(
+        f"connection {conn_id!r}: the API key (password field) has {problem}; an organization API key is a "
+        "single line of printable ASCII: paste it again without them",
+    )
+
+
+def _check_org_id(org_id: str, conn_id: str) -> None:
+    """Refuse an Organization ID that would change the request path (``../``, ``?``, ``#``, ``/``, spaces)."""
+    if _ORG_ID.fullmatch(org_id):
+        return
+    raise ConnectionConfigError(
+        f"connection {conn_id!r}: the Organization ID (login field) {org_id[:80]!r} is not an organization id: "
+        "use the id shown in admin.atlassian.com > Settings > API keys (letters, digits and dashes, e.g. "
+        "a UUID); characters such as '/', '?', '#' or '..' are not allowed",
+    )
+
+
+def _check_base_url(base_url: str, conn_id: str, allow_insecure_http: bool) -> None:
+    """Accept https, and http only to a loopback host or with the explicit ``allow_insecure_http`` opt-in."""
+    parts = urlsplit(base_url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    if scheme not in _HTTP_SCHEMES or not host:
+        raise ConnectionConfigError(
+            f"connection {conn_id!r}: the API base URL (host field) {format_origin(origin(base_url))!r} is not an "
+            f"http(s) URL: use {DEFAULT_BASE_URL} (or leave the host empty)",
+        )
+    if scheme == "https" or is_loopback_host(host):
+        return
+    if not allow_insecure_http:
+        raise ConnectionConfigError(
+            f"connection {conn_id!r}: the API base URL {format_origin(origin(base_url))} is plain http to a host "
+            "that is not loopback, so the API key would cross the network unencrypted: use https, or set the "
+            'connection extra "allow_insecure_http": true if you really mean it (e.g. a TLS-terminating proxy on '
+            "a trusted link)",
+        )
+    log.warning(
+        "connection %r: sending the Atlassian API key over plain http to %s (allow_insecure_http is true): "
+        "anyone on the path can read it",
+        conn_id,
+        format_origin(origin(base_url)),
+    )
 
 
 class AtlassianAuditLogHook(BaseHook):
@@ -251,13 +371,17 @@ class AtlassianAuditLogHook(BaseHook):
                 f"connection {self.atlassian_conn_id!r} has no API key: put the organization API key "
                 "(admin.atlassian.com > Settings > API keys) in the password field"
             )
-        _mask(conn.password)
+        for form in SecretScrubber(conn.password).forms:
+            _mask(form)
+        _check_api_key(conn.password, self.atlassian_conn_id)
+        _check_org_id(org_id, self.atlassian_conn_id)
         extra = read_extras(ATLASSIAN_EXTRAS, conn.extra_dejson, self.atlassian_conn_id)
         host = (conn.host or DEFAULT_BASE_URL).strip().rstrip("/")
         if "://" not in host:
             host = f"https://{host}"
         if conn.port and urlsplit(host).port is None:
             host = f"{host}:{conn.port}"
+        _check_base_url(host, self.atlassian_conn_id, bool(extra["allow_insecure_http"]))
         rpm = {
             STREAM: float(extra["stream_requests_per_minute"]),
             EVENTS: float(extra["events_requests_per_minute"]),
@@ -274,6 +398,8 @@ class AtlassianAuditLogHook(BaseHook):
             "rpm": rpm,
             "timeout": float(extra["timeout"]),
             "max_retries": int(extra["max_retries"]),
+            "request_deadline": float(extra["request_deadline"]),
+            "max_response_bytes": int(extra["max_response_bytes"]),
         }
 
     def validate(self) -> None:
@@ -319,14 +445,25 @@ class AtlassianAuditLogHook(BaseHook):
     @cached_property
     def _session(self) -> requests.Session:
         session = requests.Session()
+        session.max_redirects = 0  # redirects are never followed (allow_redirects=False on every call, too)
+        adapter = DeadlineAdapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
         session.headers.update(
             {
                 "Authorization": f"Bearer {self._connection_settings['api_key']}",
                 "Accept": "application/json",
+                # Only encodings read_capped_body decodes with a bounded output.
+                "Accept-Encoding": "gzip, deflate",
                 "User-Agent": "airflow-provider-atlassian-qradar",
             }
         )
         return session
+
+    @cached_property
+    def _scrub(self) -> SecretScrubber:
+        """Removes the API key, in any form a server or library may echo it, from a text."""
+        return SecretScrubber(self._connection_settings["api_key"])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(atlassian_conn_id={self.atlassian_conn_id!r})"
@@ -334,10 +471,10 @@ class AtlassianAuditLogHook(BaseHook):
     # --- one request -----------------------------------------------------------------------------------------
 
     def _org_path(self, suffix: str) -> str:
-        return f"{self.base_url}/admin/v1/orgs/{self.org_id}/{suffix}"
+        return f"{self.base_url}/admin/v1/orgs/{quote(self.org_id, safe='')}/{suffix}"
 
     def _get_json(self, path_kind: str, url: str, params: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-        """GET with pacing, 429 handling and bounded retries of 5xx, resets and timeouts."""
+        """GET with pacing, 429 handling and bounded retries of 5xx, resets, timeouts and garbled bodies."""
         settings = self._connection_settings
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(
@@ -346,7 +483,7 @@ class AtlassianAuditLogHook(BaseHook):
                     requests.ConnectionError,
                     requests.Timeout,
                     requests.exceptions.ChunkedEncodingError,
-                    ValueError,
+                    _MalformedBody,
                 )
             ),
             wait=self._wait_before_retry,
@@ -355,42 +492,124 @@ class AtlassianAuditLogHook(BaseHook):
             sleep=self._sleep,
             reraise=True,
         )
+        scrub = self._scrub
         try:
             return retrying(self._get_json_once, path_kind, url, params)
         except _RetryableResponse as err:
             raise AtlassianApiError(
-                f"Atlassian kept answering HTTP {err.status} for {url} after {settings['max_retries']} retries "
-                f"({err}). If it is 429, lower the request rate (fewer parallel windows, or the connection extra "
-                "'stream_requests_per_minute'); if 5xx, the API is degraded: the task retry will resume later.",
+                scrub(
+                    f"Atlassian kept answering HTTP {err.status} for {url} after {settings['max_retries']} retries "
+                    f"({err}). If it is 429, lower the request rate (fewer parallel windows, or the connection "
+                    "extra 'stream_requests_per_minute'); if 5xx, the API is degraded: the task retry will resume "
+                    "later."
+                ),
                 status=err.status,
+            ) from None
+        except _DeadlineExceeded:
+            raise AtlassianApiError(
+                f"the Atlassian API at {self.base_url} did not complete a response within the request deadline of "
+                f"{settings['request_deadline']:g} s, {settings['max_retries'] + 1} times (it answers too slowly, "
+                "e.g. a proxy trickling the body): check the network path; the connection extra "
+                "'request_deadline' sets the deadline; the task retry will try again",
+                code="deadline",
             ) from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
             raise AtlassianApiError(
                 f"could not reach the Atlassian API at {self.base_url} after {settings['max_retries']} retries "
                 f"({type(err).__name__}): check the connection host, DNS and outbound firewall/proxy"
             ) from None
-        except ValueError as err:
+        except _MalformedBody as err:
             raise AtlassianApiError(
-                f"Atlassian returned a body that is not valid JSON for {url} after "
-                f"{settings['max_retries']} retries ({err}); the task retry will try again"
+                scrub(
+                    f"Atlassian returned a body that is not valid JSON for {url} after "
+                    f"{settings['max_retries']} retries ({err}); the task retry will try again"
+                )
+            ) from None
+        except requests.RequestException as err:
+            # InvalidURL, InvalidHeader, InvalidSchema...: a request that cannot be sent; retrying cannot help.
+            raise AtlassianApiError(
+                f"the request to the Atlassian API at {self.base_url} could not be sent ({type(err).__name__}): "
+                "check the connection's host, Organization ID and API key fields",
+                code="invalid-config",
+                permanent=True,
             ) from None
 
     def _get_json_once(self, path_kind: str, url: str, params: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+        settings = self._connection_settings
         self.stats.pacing_seconds += self._pacers[path_kind].wait() if path_kind in self._pacers else 0.0
         self.stats.requests += 1
-        response = self._session.get(url, params=list(params), timeout=self._connection_settings["timeout"])
+        deadline = RequestDeadline(settings["request_deadline"])
+        try:
+            with deadline.armed():
+                response = self._session.get(
+                    url,
+                    params=list(params),
+                    timeout=settings["timeout"],
+                    allow_redirects=False,  # the key must not follow a redirect, and a foreign answer is no answer
+                    stream=True,  # the body is read under a size cap and the deadline
+                )
+                with response:
+                    return self._read_answer(response, cursor_sent=any(name == "cursor" for name, _ in params))
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as err:
+            if deadline.expired:
+                raise _DeadlineExceeded(f"no complete response within {settings['request_deadline']:g} s") from None
+            if isinstance(err, urllib3.exceptions.HTTPError):  # a body cut short while streaming it
+                raise requests.exceptions.ChunkedEncodingError(self._scrub(str(err))) from None
+            raise
+
+    def _read_answer(self, response: requests.Response, *, cursor_sent: bool) -> dict[str, Any]:
+        """Turn one streamed response into a page body, or raise the right retryable or permanent error."""
         status = response.status_code
-        if status == 429:
-            self.stats.rate_limited += 1
-            raise _RetryableResponse(status, _retry_wait_seconds(response), "rate limited")
-        if status >= 500:
-            raise _RetryableResponse(status, None, _error_detail(response)[1])
+        if 300 <= status < 400:
+            raise self._redirect_error(response)
         if status >= 400:
-            raise self._client_error(response)
-        body = response.json()
-        if not isinstance(body, dict):
-            raise ValueError(f"expected a JSON object, got {type(body).__name__}")
-        return body
+            body = self._read_body(response, _MAX_ERROR_BODY_BYTES, error_body=True)
+            if status == 429:
+                self.stats.rate_limited += 1
+                raise _RetryableResponse(status, _retry_wait_seconds(response), "rate limited")
+            code, detail = _error_detail(response, body)
+            if status >= 500:
+                raise _RetryableResponse(status, None, self._scrub(detail))
+            raise self._client_error(status, code, detail, cursor_sent=cursor_sent)
+        body = self._read_body(response, self._connection_settings["max_response_bytes"], error_body=False)
+        try:
+            parsed = json.loads(body)
+        except ValueError as err:
+            raise _MalformedBody(f"{type(err).__name__} at byte {getattr(err, 'pos', '?')}") from None
+        if not isinstance(parsed, dict):
+            raise _MalformedBody(f"expected a JSON object, got {type(parsed).__name__}")
+        return parsed
+
+    def _read_body(self, response: requests.Response, limit: int, *, error_body: bool) -> bytes:
+        try:
+            return read_capped_body(response, limit)
+        except ResponseTooLarge as err:
+            if error_body:
+                return b""  # an oversized error page: the status alone is the message
+            raise AtlassianApiError(
+                f"Atlassian answered {response.url.split('?')[0]} with a body that {err}"
+                f"{' (a compression bomb?)' if err.compressed else ''}; a page of {self.page_size} events is far "
+                "smaller, so this is not the API talking: check the connection host and any proxy in between. "
+                "The connection extra 'max_response_bytes' sets the cap",
+                code="response-too-large",
+                permanent=True,
+            ) from None
+        except UnsupportedEncoding as err:
+            raise AtlassianApiError(
+                f"Atlassian answered with {err}; check any proxy in between", code="protocol", permanent=True
+            ) from None
+
+    def _redirect_error(self, response: requests.Response) -> AtlassianApiError:
+        location = response.headers.get("Location") or ""
+        target = format_origin(origin(requests.compat.urljoin(response.url, location))) if location else "nowhere"
+        return AtlassianApiError(
+            f"Atlassian answered {response.status_code} redirecting to {target}: API calls never follow redirects "
+            "(the API key must not be sent elsewhere, and an answer from elsewhere is not the audit log). Point "
+            f"the connection host at the API itself ({DEFAULT_BASE_URL}); if the API moved, update the host",
+            status=response.status_code,
+            code="redirect",
+            permanent=True,
+        )
 
     def _wait_before_retry(self, retry_state: tenacity.RetryCallState) -> float:
         self.stats.retries += 1
@@ -406,15 +625,24 @@ class AtlassianAuditLogHook(BaseHook):
         outcome = retry_state.outcome
         err = outcome.exception() if outcome is not None else None
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
-        self.log.warning("Atlassian API: %s; retry %d in %.1f s", _describe(err), retry_state.attempt_number, wait)
+        self.log.warning(
+            "Atlassian API: %s; retry %d in %.1f s", self._scrub(_describe(err)), retry_state.attempt_number, wait
+        )
 
-    def _client_error(self, response: requests.Response) -> AtlassianApiError:
-        status = response.status_code
-        code, detail = _error_detail(response)
+    def _client_error(self, status: int, code: str | None, detail: str, *, cursor_sent: bool) -> AtlassianApiError:
         org = self.org_id
+        if cursor_sent:
+            bad_request = (
+                "the request was rejected (an expired or invalid page cursor, or a bad from/to time): "
+                "re-run the window; if it persists, check the window bounds"
+            )
+        else:
+            bad_request = (
+                "the request was rejected (no page cursor was sent, so a filter or the from/to time is wrong): "
+                "check the operator's query/action/actor/ip/product filters and the window bounds"
+            )
         fixes = {
-            400: "the request was rejected (an expired or invalid page cursor, or a bad from/to time): "
-            "re-run the window; if it persists, check the window bounds",
+            400: bad_request,
             401: "the API key is wrong, expired or revoked: create a new organization API key in "
             "admin.atlassian.com > Settings > API keys and update the connection's password",
             403: "the API key lacks scope read:events:admin, or the organization has no Atlassian Guard "
@@ -424,7 +652,7 @@ class AtlassianAuditLogHook(BaseHook):
         fix = fixes.get(status, "check the connection settings")
         label = f"{status} {code}" if code else str(status)
         return AtlassianApiError(
-            f"Atlassian returned {label} for org {org} ({detail}): {fix}", status=status, code=code
+            self._scrub(f"Atlassian returned {label} for org {org} ({detail}): {fix}"), status=status, code=code
         )
 
     # --- windows -----------------------------------------------------------------------------------------------
@@ -562,7 +790,10 @@ class AtlassianAuditLogHook(BaseHook):
             raise AtlassianApiError(f"Atlassian returned an event that is not an object: {type(event).__name__}")
         event_id = event.get("id")
         if not isinstance(event_id, str) or not event_id:
-            raise AtlassianApiError("Atlassian returned an event without an 'id'; cannot deliver it exactly once")
+            raise AtlassianApiError(
+                f"Atlassian returned an event without an 'id' ({_event_time(event)}); cannot deliver it exactly once",
+                permanent=True,
+            )
         attributes = event.get("attributes") or {}
         raw_time = attributes.get("time") if isinstance(attributes, dict) else None
         time_ms: int | None = None
@@ -599,13 +830,15 @@ class AtlassianAuditLogHook(BaseHook):
         if "://" not in link and not link.startswith("/"):
             return link  # a bare token
         parts = urlsplit(link)
-        ours = urlsplit(self.base_url)
-        if parts.netloc and (parts.scheme, parts.netloc) != (ours.scheme, ours.netloc):
+        # Origins compare normalised: https://API.atlassian.com:443 is https://api.atlassian.com.
+        theirs, ours = origin(link), origin(self.base_url)
+        if parts.netloc and theirs != ours:
             raise AtlassianApiError(
-                f"refusing to follow links.next to {parts.scheme}://{parts.netloc}: it is not the configured API "
-                f"host {ours.scheme}://{ours.netloc}, and the bearer token must not be sent elsewhere. If the API "
+                f"refusing to follow links.next to {format_origin(theirs)}: it is not the configured API "
+                f"host {format_origin(ours)}, and the bearer token must not be sent elsewhere. If the API "
                 "moved, update the connection host.",
                 code="foreign-link",
+                permanent=True,
             )
         cursors = parse_qs(parts.query).get("cursor")
         if not cursors:
@@ -663,6 +896,13 @@ def _filter_params(
             values = [values]
         params.extend((name, value) for value in values or () if value)
     return params
+
+
+def _event_time(event: dict[str, Any]) -> str:
+    """Where an event without an id sits, for the error message: its time, if it has one."""
+    attributes = event.get("attributes")
+    moment = attributes.get("time") if isinstance(attributes, dict) else None
+    return f"time {str(moment)[:40]!r}" if moment else "no time either"
 
 
 def _describe(err: BaseException | None) -> str:

@@ -200,7 +200,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             # 400/401/403/404 and a refused foreign link need someone to change something: fail now instead of
             # spending an hour of retries. 429/5xx/network errors arrive here only after the hook's own retries
             # and stay retryable (the next attempt resumes from the checkpoint).
-            if err.status in (400, 401, 403, 404) or err.code == "foreign-link":
+            if err.permanent:
                 raise AirflowFailException(str(err)) from None
             raise
         except QRadarDeliveryError as err:
@@ -342,7 +342,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         start, end = _as_datetime(self.window_start, "window_start"), _as_datetime(self.window_end, "window_end")
         window = Window(start, end)
         if window.end - window.start > self.max_window:
-            raise AirflowException(
+            raise AirflowFailException(
                 f"window {window} is longer than max_window={self.max_window}: split it (the DAG's hourly "
                 "intervals do) or raise max_window on the operator"
             )

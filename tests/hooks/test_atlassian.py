@@ -282,7 +282,7 @@ class TestAtlassianAuditLogHookFaults:
     @pytest.mark.parametrize(
         ("status", "code", "fix"),
         [
-            (400, "ADMIN-400-3", "bad from/to time"),
+            (400, "ADMIN-400-3", "from/to time is wrong"),
             (401, None, "wrong, expired or revoked"),
             (403, "ADMIN-403-3", "read:events:admin"),
             (404, "ADMIN-404-2", "check the connection's Organization ID"),
