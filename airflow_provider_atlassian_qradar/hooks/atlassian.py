@@ -263,10 +263,10 @@ def _check_api_key(key: str, conn_id: str) -> None:
         problem = "leading or trailing whitespace (often a newline pasted from a file)"
     elif any(char.isspace() for char in key):
         problem = "whitespace inside it"
-    elif any(ord(char) > 0x7E for char in key):
-        problem = "non-ASCII characters"
-    else:
+    elif any(ord(char) < 0x20 or ord(char) == 0x7F for char in key):
         problem = "control characters"
+    else:
+        problem = "non-ASCII characters"
     raise ConnectionConfigError(
         f"connection {conn_id!r}: the API key (password field) has {problem}; an organization API key is a "
         "single line of printable ASCII: paste it again without them",
@@ -445,7 +445,6 @@ class AtlassianAuditLogHook(BaseHook):
     @cached_property
     def _session(self) -> requests.Session:
         session = requests.Session()
-        session.max_redirects = 0  # redirects are never followed (allow_redirects=False on every call, too)
         adapter = DeadlineAdapter()
         session.mount("https://", adapter)
         session.mount("http://", adapter)

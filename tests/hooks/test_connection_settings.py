@@ -117,6 +117,9 @@ class TestFormDeclaresEveryExtra:
                 "events_requests_per_minute": 10.0,
                 "timeout": 60.0,
                 "max_retries": 8,
+                "request_deadline": 180.0,
+                "max_response_bytes": 32 * 1024 * 1024,
+                "allow_insecure_http": False,
             }
 
 
