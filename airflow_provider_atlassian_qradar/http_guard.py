@@ -20,7 +20,6 @@ import ipaddress
 import json
 import socket
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +33,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 _READ_CHUNK_BYTES = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _current = threading.local()
+#: Shorter secrets are not scrubbed: "wrong" would garble every message with the word. Organization API keys
+#: are about 190 characters.
+MIN_SCRUBBED_LENGTH = 8
 
 
 class ResponseTooLarge(Exception):
@@ -186,7 +188,8 @@ class SecretScrubber:
 
     Forms: raw; Python repr / JSON escaped (a trailing newline shows as ``\\n``); URL-encoded (``%2B``, ``+``);
     base64 of the secret and of ``Bearer <secret>`` (a server echoing an encoded header); each form also with
-    surrounding whitespace stripped (a pasted key with a newline still matches its visible part).
+    surrounding whitespace stripped (a pasted key with a newline still matches its visible part). Secrets shorter
+    than :data:`MIN_SCRUBBED_LENGTH` are left alone.
 
     :param secret: the secret; an empty one scrubs nothing.
     :param replacement: what each occurrence becomes.
@@ -196,7 +199,7 @@ class SecretScrubber:
         self.replacement = replacement
         forms: set[str] = set()
         for value in {secret or "", (secret or "").strip()}:
-            if len(value) < 4:  # too short to be a key; replacing it would garble unrelated text
+            if len(value) < MIN_SCRUBBED_LENGTH:  # not a real key; replacing it would garble unrelated words
                 continue
             forms.update(
                 {
@@ -254,8 +257,3 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
-
-
-def monotonic_deadline(seconds: float) -> float:
-    """The ``time.monotonic()`` value ``seconds`` from now."""
-    return time.monotonic() + seconds
