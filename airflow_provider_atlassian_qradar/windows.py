@@ -13,6 +13,13 @@ from functools import cached_property
 
 RETENTION = timedelta(days=180)
 
+#: The server filters ``from``/``to`` on the event's ``attributes.time``.
+CLOCK_TIME = "time"
+#: The server filters ``from``/``to`` on the event's ``processedAt``.
+CLOCK_PROCESSED = "processed"
+#: The window's data does not tell (no event near a boundary), or contradicts itself.
+CLOCK_UNKNOWN = "unknown"
+
 # 2021-04-03T06:12:11.117451Z, 2021-04-01T22:55:19.008Z, 2021-04-01T22:55:18Z, ...+02:00, lower-case t/z too.
 _TIMESTAMP = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\s*(?:([Zz])|([+-])(\d{2}):?(\d{2}))?$"
@@ -96,3 +103,45 @@ class Window:
 
     def __str__(self) -> str:
         return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+
+@dataclass
+class ClockEvidence:
+    """What a window's returned events say about the clock the server filtered ``from``/``to`` on.
+
+    An event whose ``time`` is outside the window but whose ``processedAt`` is inside can only have been returned
+    by a server filtering on processing time, and the reverse only by one filtering on event time. Events near
+    a window boundary (a processing lag that crosses it) are enough to tell; a quiet window may not tell.
+    """
+
+    #: events with ``time`` outside the window and ``processedAt`` inside: evidence for ``processed``
+    time_outside: int = 0
+    #: events with ``processedAt`` outside the window and ``time`` inside: evidence for ``time``
+    processed_outside: int = 0
+    #: events with both clocks outside the window (no hypothesis explains them; delivered anyway)
+    both_outside: int = 0
+
+    def add(self, window: Window, time_ms: int | None, processed_ms: int | None) -> bool:
+        """Count one returned event; return False when neither of its known clocks is inside the window."""
+        time_in = None if time_ms is None else window.contains_ms(time_ms)
+        processed_in = None if processed_ms is None else window.contains_ms(processed_ms)
+        if time_in is False and processed_in is True:
+            self.time_outside += 1
+        elif processed_in is False and time_in is True:
+            self.processed_outside += 1
+        elif time_in is False and processed_in is not True:
+            self.both_outside += 1
+            return False
+        elif processed_in is False and time_in is None:
+            self.both_outside += 1
+            return False
+        return True
+
+    @property
+    def clock(self) -> str:
+        """``time``, ``processed``, or ``unknown`` when there is no evidence or it contradicts itself."""
+        if self.time_outside and not self.processed_outside:
+            return CLOCK_PROCESSED
+        if self.processed_outside and not self.time_outside:
+            return CLOCK_TIME
+        return CLOCK_UNKNOWN

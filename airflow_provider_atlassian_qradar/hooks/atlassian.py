@@ -45,7 +45,7 @@ from airflow_provider_atlassian_qradar.http_guard import (
     origin,
     read_capped_body,
 )
-from airflow_provider_atlassian_qradar.windows import Window, parse_timestamp_ms
+from airflow_provider_atlassian_qradar.windows import ClockEvidence, Window, parse_timestamp_ms
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ _MAX_ERROR_BODY_BYTES = 64 * 1024
 #: Atlassian organization ids are UUIDs; allow any id of letters, digits, dashes and underscores.
 _ORG_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _HTTP_SCHEMES = ("https", "http")
+# A walk fails (retryably) after this many pages in a row that no clock explains or whose cursor does not move:
+# a server in a loop must not spend the organization's whole API budget.
+MAX_ANOMALOUS_PAGES = 5
 
 
 class AtlassianApiError(Exception):
@@ -115,7 +118,6 @@ class FetchStats:
     pages: int = 0
     events: int = 0
     duplicates_skipped: int = 0
-    out_of_window_skipped: int = 0
     rate_limited: int = 0
     retries: int = 0
     pacing_seconds: float = 0.0
@@ -134,8 +136,10 @@ class Page:
     events: list[dict[str, Any]]
     next_cursor: str | None
     position: int
-    #: each event's time in epoch ms (None when unreadable), already parsed for the window check
+    #: each event's time in epoch ms (None when unreadable), parsed once for the syslog header
     times_ms: list[int | None] = field(default_factory=list)
+    #: each event's processedAt in epoch ms (None when absent, as on ``/events``, or unreadable)
+    processed_ms: list[int | None] = field(default_factory=list)
 
 
 @dataclass
@@ -345,6 +349,8 @@ class AtlassianAuditLogHook(BaseHook):
         self._page_size_override = page_size
         self._rpm_override = dict(requests_per_minute or {})
         self.stats = FetchStats()
+        #: what the events of the latest walk say about the server's filter clock (reset by each walk)
+        self.clock_evidence = ClockEvidence()
         self._event_actions: dict[str, dict[str, Any]] | None = None
 
     @classmethod
@@ -667,7 +673,11 @@ class AtlassianAuditLogHook(BaseHook):
         ip: Sequence[str] | str | None = None,
         product: Sequence[str] | str | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Yield every event whose time is in ``[start, end)`` exactly once, lazily, page by page.
+        """Yield every event the API returns for ``[start, end)`` exactly once, lazily, page by page.
+
+        The API's own ``from``/``to`` filter decides what belongs to the window, whichever clock it filters on
+        (event time or processing time: Atlassian does not say). No returned event is dropped for a clock;
+        repeats are. Consecutive half-open windows therefore tile the log under either clock.
 
         Without filters this reads ``/events-stream`` (ordered by processing time); with any filter it reads
         ``/events`` (newest first, 10 requests/min), re-sending the filters with every cursor request.
@@ -695,27 +705,34 @@ class AtlassianAuditLogHook(BaseHook):
         product: Sequence[str] | str | None = None,
         resume_cursor: str | None = None,
         skip: int = 0,
+        newest_first: bool = False,
     ) -> Iterator[Page]:
         """Yield the pages of a window; like :meth:`iter_events` but page by page, and resumable.
 
         :param resume_cursor: start from this cursor (saved from ``Page.next_cursor``) instead of the beginning.
         :param skip: the number of window events already delivered before ``resume_cursor`` (or, without a
             cursor, to drop from the beginning of the walk); pages report positions counting them.
+        :param newest_first: read the stream by decreasing processing time (``sortOrder=desc``), so a reader
+            looking for recently processed events can stop early. Ignored with filters (``/events`` is newest
+            first by event time anyway).
         """
         window = Window(start, end)
         filters = _filter_params(query=query, action=action, actor=actor, ip=ip, product=product)
         path_kind = EVENTS if filters else STREAM
+        order = [("sortOrder", "desc")] if newest_first and path_kind == STREAM else []
         recent = _RecentIds(RECENT_IDS_REMEMBERED)
+        evidence = self.clock_evidence = ClockEvidence()
         position = skip if resume_cursor else 0
         to_drop = 0 if resume_cursor else skip
         cursor = resume_cursor
         restarts_left = 2
-        empty_pages = stale_pages = 0
+        empty_pages = stale_pages = unexplained_pages = stuck_pages = 0
         while True:
             params: list[tuple[str, Any]] = [
                 ("from", window.start_ms),
                 ("to", window.end_ms - 1),
                 ("limit", self.page_size),
+                *order,
                 *filters,
             ]
             if cursor:
@@ -745,19 +762,38 @@ class AtlassianAuditLogHook(BaseHook):
             self.stats.pages += 1
             fresh: list[dict[str, Any]] = []
             times: list[int | None] = []
+            processed: list[int | None] = []
             repeats_before = self.stats.duplicates_skipped
+            explained = 0
             for event in data:
-                accepted, time_ms = self._accept(event, window, recent)
-                if not accepted:
+                is_new, time_ms, processed_ms = self._accept(event, recent)
+                explained += evidence.add(window, time_ms, processed_ms)
+                if not is_new:
                     continue
                 if to_drop:
                     to_drop -= 1
                     continue
                 fresh.append(event)
                 times.append(time_ms)
+                processed.append(processed_ms)
             next_cursor = self._next_cursor(body)
+            # Loop guards, independent of the clock: pages no clock explains, and a cursor that does not move.
+            unexplained_pages = unexplained_pages + 1 if data and not explained else 0
+            stuck_pages = stuck_pages + 1 if fresh and cursor and next_cursor == cursor else 0
+            if max(unexplained_pages, stuck_pages) > MAX_ANOMALOUS_PAGES:
+                raise AtlassianApiError(
+                    f"Atlassian kept serving pages for window {window} that "
+                    + (
+                        "hold only events whose time and processedAt are both outside the window"
+                        if unexplained_pages > MAX_ANOMALOUS_PAGES
+                        else "repeat the cursor they were asked with"
+                    )
+                    + f" ({MAX_ANOMALOUS_PAGES + 1} pages in a row): the API is looping. Stopped to save the rate "
+                    "limit budget; the task retry will read the window again.",
+                    code="looping",
+                )
             self.stats.events += len(fresh)
-            yield Page(events=fresh, next_cursor=next_cursor, position=position, times_ms=times)
+            yield Page(events=fresh, next_cursor=next_cursor, position=position, times_ms=times, processed_ms=processed)
             position += len(fresh)
             if not next_cursor:
                 return
@@ -783,8 +819,11 @@ class AtlassianAuditLogHook(BaseHook):
                     return
             cursor = next_cursor
 
-    def _accept(self, event: Any, window: Window, recent: _RecentIds) -> tuple[bool, int | None]:
-        """Keep an event only if it is a new id and its time is inside the window; return (keep, time in ms)."""
+    def _accept(self, event: Any, recent: _RecentIds) -> tuple[bool, int | None, int | None]:
+        """Tell whether an event is new (not a repeat); return (new, time in ms, processedAt in ms).
+
+        Never judges by time: the server's ``from``/``to`` decide the window (see :meth:`iter_events`).
+        """
         if not isinstance(event, dict):
             raise AtlassianApiError(f"Atlassian returned an event that is not an object: {type(event).__name__}")
         event_id = event.get("id")
@@ -794,20 +833,22 @@ class AtlassianAuditLogHook(BaseHook):
                 permanent=True,
             )
         attributes = event.get("attributes") or {}
-        raw_time = attributes.get("time") if isinstance(attributes, dict) else None
-        time_ms: int | None = None
-        if isinstance(raw_time, str):
-            try:
-                time_ms = parse_timestamp_ms(raw_time)
-            except ValueError:
-                self.log.warning("event %s has an unreadable time %r; delivering it anyway", event_id, raw_time)
-            if time_ms is not None and not window.contains_ms(time_ms):
-                self.stats.out_of_window_skipped += 1
-                return False, time_ms
+        time_ms = self._event_ms(event_id, attributes, "time")
+        processed_ms = self._event_ms(event_id, attributes, "processedAt")
         if not recent.add(event_id):
             self.stats.duplicates_skipped += 1
-            return False, time_ms
-        return True, time_ms
+            return False, time_ms, processed_ms
+        return True, time_ms, processed_ms
+
+    def _event_ms(self, event_id: str, attributes: Any, key: str) -> int | None:
+        raw = attributes.get(key) if isinstance(attributes, dict) else None
+        if not isinstance(raw, str):
+            return None
+        try:
+            return parse_timestamp_ms(raw)
+        except ValueError:
+            self.log.warning("event %s has an unreadable %s %r; delivering it anyway", event_id, key, raw)
+            return None
 
     def _is_last_page(self, body: dict[str, Any], count: int) -> bool:
         # A short page ends the walk only when the server tells us the page size it used: a server that

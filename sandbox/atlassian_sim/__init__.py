@@ -18,9 +18,18 @@ Endpoints (``Authorization: Bearer <api_key>`` on all; bad key 401, unknown org 
 
 Choices where the real API is silent (see the team reference ``atlassian-api.md``, section 2.3):
 
-- **Filter clock.** The API does not document which clock ``from``/``to`` filter on for the stream. We filter
-  both endpoints on the event ``attributes.time`` floored to the millisecond, inclusive at both ends
-  (``from <= time_ms <= to``). The stream still *orders* by ``processedAt``.
+- **Filter clock** (``SimulatorConfig.filter_clock``). The API does not document which clock ``from``/``to``
+  filter on for the stream, so both are modelled: ``time`` (default) filters on ``attributes.time`` floored to
+  the millisecond, ``processed`` on ``processedAt``; inclusive at both ends (``from <= clock_ms <= to``). The
+  stream *orders* by ``processedAt`` either way. ``/events`` always filters on ``time`` (its bodies carry no
+  ``processedAt``). Ground truth (``/_sim/ground-truth``, :meth:`Simulator.ground_truth`) follows the
+  configured clock unless ``clock=`` says otherwise.
+- **Late visibility.** With ``visible_only_when_processed`` (default) an event is served only once wall-clock
+  time passes its ``processedAt`` plus ``visibility_delay_seconds`` (an indexing lag, default 0). Processing
+  lag is uniform in ``0..processing_lag_max_seconds``, except a long tail: ``late_fraction`` of the events
+  (default 0) get a lag drawn from ``late_lag_seconds`` (e.g. 1% processed hours after they happened). Under
+  the ``time`` clock such an event belongs to its old window but appears there only later; under ``processed``
+  it belongs to the window of its processing time.
 - **Product.** ``product`` matches when a container or context object has ``attributes.product`` equal to it
   (case-insensitive), or when the actor is that product's app (actor id ``jira``, ``confluence``...).
 - **Arrays.** ``actor``/``ip``/``product`` accept repeated keys and comma-separated values.
@@ -44,12 +53,13 @@ exclusive), ``GET|POST /_sim/faults``, ``GET /_sim/stats``, ``POST /_sim/reset``
 
 from __future__ import annotations
 
-from sandbox.atlassian_sim.config import RATE_LIMIT_HEADER_MODES, Faults, SimulatorConfig
+from sandbox.atlassian_sim.config import FILTER_CLOCKS, RATE_LIMIT_HEADER_MODES, Faults, SimulatorConfig
 from sandbox.atlassian_sim.generator import ACTIONS, HOSTILE_STRINGS, PRODUCTS, EventStore, generate_events
 from sandbox.atlassian_sim.server import RequestRecord, Simulator, run_in_thread
 
 __all__ = [
     "ACTIONS",
+    "FILTER_CLOCKS",
     "HOSTILE_STRINGS",
     "PRODUCTS",
     "RATE_LIMIT_HEADER_MODES",

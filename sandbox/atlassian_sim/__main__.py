@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--default-page-size", type=int, default=200)
     parser.add_argument("--lag-max-seconds", type=float, default=600, help="processedAt = time + U(0, this)")
     parser.add_argument("--retention-days", type=int, default=180)
+    parser.add_argument(
+        "--filter-clock", choices=("time", "processed"), default="time", help="clock from/to filter on (stream)"
+    )
+    parser.add_argument("--late-fraction", type=float, default=0.0, help="share of events processed late")
+    parser.add_argument(
+        "--late-lag-hours", type=float, nargs=2, default=(1.0, 6.0), metavar=("MIN", "MAX"), help="their lag"
+    )
     parser.add_argument("--empty-page-cursor", action="store_true", help="empty stream pages keep a cursor")
     parser.add_argument("--base-url-for-links", default=None, help="host used in page links (default: own URL)")
     return parser
@@ -64,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         events_requests_per_minute=args.events_rpm,
         retention_days=args.retention_days,
         processing_lag_max_seconds=args.lag_max_seconds,
+        filter_clock=args.filter_clock,
+        late_fraction=args.late_fraction,
+        late_lag_seconds=(args.late_lag_hours[0] * 3600, args.late_lag_hours[1] * 3600),
         empty_page_cursor=args.empty_page_cursor,
         base_url_for_links=args.base_url_for_links,
     )

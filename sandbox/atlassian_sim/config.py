@@ -9,6 +9,8 @@ from typing import Any
 
 #: Values accepted by :attr:`Faults.rate_limit_headers`.
 RATE_LIMIT_HEADER_MODES: tuple[str, ...] = ("all", "retry-after", "x-retry-after", "reset-only", "none")
+#: Values accepted by :attr:`SimulatorConfig.filter_clock`.
+FILTER_CLOCKS: tuple[str, ...] = ("time", "processed")
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,16 @@ class SimulatorConfig:
     :param events_requests_per_minute: sliding-window limit of ``/events``; 0 means unlimited.
     :param retention_days: events whose time is older than now minus this many days are never returned.
     :param processing_lag_max_seconds: ``processedAt`` is the event time plus a uniform 0..this lag.
-    :param visible_only_when_processed: return an event only once its ``processedAt`` is in the past.
+    :param late_fraction: the long tail: this fraction of generated events gets a processing lag drawn uniformly
+        from ``late_lag_seconds`` instead (e.g. 0.01 and (3600, 6 * 3600): 1% processed hours after they happened).
+        0 (the default) draws nothing extra, so events are identical to a config without the tail.
+    :param late_lag_seconds: (min, max) processing lag of the long-tail events.
+    :param visible_only_when_processed: return an event only once wall-clock time passes its ``processedAt``
+        (plus ``visibility_delay_seconds``).
+    :param visibility_delay_seconds: an event becomes visible this long after its ``processedAt`` (indexing lag):
+        a reader at time t does not yet see events processed in ``(t - delay, t]``.
+    :param filter_clock: which clock ``from``/``to`` of ``/events-stream`` filter on: ``time`` (the event's
+        ``attributes.time``) or ``processed`` (its ``processedAt``). Atlassian does not document it.
     :param empty_page_cursor: an empty stream page still returns a cursor (keep polling) instead of null.
     :param base_url_for_links: scheme and host used in page ``links.*``; default the server's own URL.
     :param prebuilt_pages: answer ``/events-stream`` requests whose parameters match a page rendered ahead of time
@@ -53,7 +64,11 @@ class SimulatorConfig:
     events_requests_per_minute: int = 10
     retention_days: int = 180
     processing_lag_max_seconds: float = 600
+    late_fraction: float = 0.0
+    late_lag_seconds: tuple[float, float] = (3600.0, 6 * 3600.0)
     visible_only_when_processed: bool = True
+    visibility_delay_seconds: float = 0.0
+    filter_clock: str = "time"
     empty_page_cursor: bool = False
     base_url_for_links: str | None = None
     prebuilt_pages: bool = False
@@ -71,6 +86,15 @@ class SimulatorConfig:
             raise ValueError("SimulatorConfig page sizes must be >= 1")
         if self.processing_lag_max_seconds < 0:
             raise ValueError("SimulatorConfig.processing_lag_max_seconds must be >= 0")
+        if not 0.0 <= self.late_fraction <= 1.0:
+            raise ValueError("SimulatorConfig.late_fraction must be between 0 and 1")
+        low, high = self.late_lag_seconds
+        if not 0 <= low <= high:
+            raise ValueError("SimulatorConfig.late_lag_seconds must be (min, max) with 0 <= min <= max")
+        if self.visibility_delay_seconds < 0:
+            raise ValueError("SimulatorConfig.visibility_delay_seconds must be >= 0")
+        if self.filter_clock not in FILTER_CLOCKS:
+            raise ValueError(f"SimulatorConfig.filter_clock={self.filter_clock!r}; choose one of {list(FILTER_CLOCKS)}")
         # A list passed by a caller would make the frozen config hash-unsafe and mutable from outside.
         object.__setattr__(self, "extra_events", tuple(self.extra_events))
 

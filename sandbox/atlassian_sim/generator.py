@@ -202,6 +202,9 @@ def _iter_generated_index(config: SimulatorConfig) -> Iterator[IndexEntry]:
             lag_ms = rng.randint(0, lag_max_ms)
             event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             hostile = rng.random() < config.hostile_ratio
+            if config.late_fraction and rng.random() < config.late_fraction:
+                # Drawn only when the tail is on, so a config without it keeps its events bit for bit.
+                lag_ms = int(rng.uniform(*config.late_lag_seconds) * 1000)
             time_us = hour_us + offset_us
             if precision == PRECISION_MILLIS:
                 time_us -= time_us % 1000
@@ -522,11 +525,21 @@ class EventStore:
         """Oldest event time (ms) retention still returns at ``now_ms``."""
         return now_ms - self.config.retention_days * _DAY_MS
 
+    def visible_until_ms(self, now_ms: int) -> int:
+        """The newest ``processedAt`` (ms) a reader sees at ``now_ms`` (visibility model), or +inf."""
+        if not self.config.visible_only_when_processed:
+            return _POS_INF
+        return now_ms - int(self.config.visibility_delay_seconds * 1000)
+
     def is_served(self, entry: IndexEntry, now_ms: int) -> bool:
         """Whether retention and visibility let the API return this event at ``now_ms``."""
         if entry.time_ms < self.floor_ms(now_ms):
             return False
-        return not (self.config.visible_only_when_processed and entry.processed_ms > now_ms)
+        return entry.processed_ms <= self.visible_until_ms(now_ms)
+
+    def filter_ms(self, entry: IndexEntry, clock: str | None = None) -> int:
+        """The value ``from``/``to`` of the stream compare with: event time or processedAt (ms)."""
+        return entry.processed_ms if (clock or self.config.filter_clock) == "processed" else entry.time_ms
 
     # --- stream order -----------------------------------------------------------------------------------
 
@@ -541,7 +554,9 @@ class EventStore:
         include_after: bool = False,
     ) -> Iterator[IndexEntry]:
         """
-        Served events with ``from_ms <= time_ms <= to_ms``, strictly beyond ``after`` in the walk direction.
+        Served events with ``from_ms <= clock <= to_ms``, strictly beyond ``after`` in the walk direction.
+
+        The clock is ``config.filter_clock``: the event time, or its processedAt.
 
         :param after: a ``(processed_ms, event_id)`` position, or None for the start of the walk.
         :param ascending: walk by increasing ``(processed_ms, event_id)``.
@@ -549,9 +564,10 @@ class EventStore:
         """
         floor = self.floor_ms(now_ms)
         low_ms = max(from_ms if from_ms is not None else _NEG_INF, floor)  # processedAt >= time >= from
-        high_ms = to_ms + self.max_lag_ms if to_ms is not None else _POS_INF
-        if self.config.visible_only_when_processed:
-            high_ms = min(high_ms, now_ms)
+        by_processed = self.config.filter_clock == "processed"
+        slack = 0 if by_processed else self.max_lag_ms
+        high_ms = to_ms + slack if to_ms is not None else _POS_INF
+        high_ms = min(high_ms, self.visible_until_ms(now_ms))
         entries = self.by_processed
 
         def stream_key(entry: IndexEntry) -> tuple[int, str]:
@@ -561,8 +577,10 @@ class EventStore:
             return entry.processed_ms
 
         def wanted(entry: IndexEntry) -> bool:
-            time_ms = entry.time_ms
-            return time_ms >= low_ms and (to_ms is None or time_ms <= to_ms) and (from_ms is None or time_ms >= from_ms)
+            if entry.time_ms < floor:
+                return False
+            clock_ms = entry.processed_ms if by_processed else entry.time_ms
+            return (to_ms is None or clock_ms <= to_ms) and (from_ms is None or clock_ms >= from_ms)
 
         if ascending:
             index = bisect.bisect_left(entries, low_ms, key=processed)
@@ -611,7 +629,7 @@ class EventStore:
         low_us = max(from_ms if from_ms is not None else _NEG_INF, self.floor_ms(now_ms)) * 1000
         high_us = (to_ms + 1) * 1000 if to_ms is not None else _POS_INF  # exclusive
         entries = self.by_time
-        visible_only = self.config.visible_only_when_processed
+        visible_until = self.visible_until_ms(now_ms)
 
         def time_key(entry: IndexEntry) -> tuple[int, str]:
             return (entry.time_us, entry.event_id)
@@ -620,7 +638,7 @@ class EventStore:
             return entry.time_us
 
         def wanted(entry: IndexEntry) -> bool:
-            if visible_only and entry.processed_ms > now_ms:
+            if entry.processed_ms > visible_until:
                 return False
             return matches is None or matches(entry)
 
@@ -647,8 +665,16 @@ class EventStore:
                 if wanted(entry):
                     yield entry
 
-    def between(self, start_ms: int, end_ms: int, now_ms: int) -> list[IndexEntry]:
-        """Served events with ``start_ms <= time_ms < end_ms``, sorted by ``(processed_ms, event_id)``."""
+    def between(self, start_ms: int, end_ms: int, now_ms: int, clock: str | None = None) -> list[IndexEntry]:
+        """
+        Served events with ``start_ms <= clock < end_ms``, sorted by ``(processed_ms, event_id)``.
+
+        :param clock: ``time`` or ``processed``; default ``config.filter_clock`` (what the stream returns).
+        """
+        if (clock or self.config.filter_clock) == "processed":
+            lo = bisect.bisect_left(self.by_processed, start_ms, key=lambda entry: entry.processed_ms)
+            hi = bisect.bisect_left(self.by_processed, end_ms, key=lambda entry: entry.processed_ms)
+            return [entry for entry in self.by_processed[lo:hi] if self.is_served(entry, now_ms)]
         low_us, high_us = start_ms * 1000, end_ms * 1000
         lo = bisect.bisect_left(self.by_time, low_us, key=lambda entry: entry.time_us)
         hi = bisect.bisect_left(self.by_time, high_us, key=lambda entry: entry.time_us)

@@ -583,7 +583,10 @@ class SimulatorState:
                 end_ms = int(_first(params, "to") or (1 << 62))
             except ValueError:
                 return _json_response(400, {"error": "from and to must be epoch milliseconds"})
-            entries = self.store.between(start_ms, end_ms, int(time.time() * 1000))
+            clock = _first(params, "clock")
+            if clock not in (None, "time", "processed"):
+                return _json_response(400, {"error": "clock must be time or processed"})
+            entries = self.store.between(start_ms, end_ms, int(time.time() * 1000), clock)
             return _json_response(200, {"ids": ids_of(entries), "count": len(entries)})
         if path == "/_sim/faults":
             if method == "POST":
@@ -751,17 +754,19 @@ class Simulator:
         """Absolute URL of ``path`` on this simulator (``/admin/v1/...`` or ``/_sim/...``)."""
         return f"{self.base_url}{path}"
 
-    def ground_truth(self, start: datetime, end: datetime) -> list[str]:
+    def ground_truth(self, start: datetime, end: datetime, clock: str | None = None) -> list[str]:
         """
-        Ids the API should return for event times in ``[start, end)`` (time floored to ms), right now.
+        Ids the stream returns for ``[start, end)`` right now: filter-clock value (ms) in the window.
 
         Respects retention and visibility at call time; sorted by ``(processedAt, id)``.
-        """
-        return ids_of(self._between(start, end))
 
-    def events_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        :param clock: ``time`` or ``processed``; default the config's ``filter_clock``.
+        """
+        return ids_of(self._between(start, end, clock))
+
+    def events_between(self, start: datetime, end: datetime, clock: str | None = None) -> list[dict[str, Any]]:
         """The events of :meth:`ground_truth` as full stream-form dicts (with ``processedAt``)."""
-        return [self.state.store.event(entry) for entry in self._between(start, end)]
+        return [self.state.store.event(entry) for entry in self._between(start, end, clock)]
 
     def event(self, event_id: str) -> dict[str, Any]:
         """
@@ -788,9 +793,9 @@ class Simulator:
         start_ms, end_ms = to_epoch_us(start) // 1000, -(-to_epoch_us(end) // 1000)
         return self.state.prebuild_stream(start_ms, end_ms - 1, limit)
 
-    def _between(self, start: datetime, end: datetime) -> list[IndexEntry]:
+    def _between(self, start: datetime, end: datetime, clock: str | None = None) -> list[IndexEntry]:
         start_ms, end_ms = to_epoch_us(start) // 1000, -(-to_epoch_us(end) // 1000)
-        return self.state.store.between(start_ms, end_ms, int(time.time() * 1000))
+        return self.state.store.between(start_ms, end_ms, int(time.time() * 1000), clock)
 
 
 def run_in_thread(config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0) -> Simulator:

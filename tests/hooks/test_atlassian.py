@@ -162,7 +162,9 @@ class TestAtlassianAuditLogHookWindows:
             list(AtlassianAuditLogHook().iter_events(START, END))
         assert foreign.call_count == 0
 
-    def test_skips_repeated_and_out_of_window_events(self, requests_mock):
+    def test_delivers_every_returned_event_once_whatever_its_time(self, requests_mock):
+        # The server's from/to decide the window: an event whose time is outside it was returned by a server
+        # filtering on processedAt, and dropping it would lose it for good (it is returned for no other window).
         before = (START - timedelta(milliseconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         at_end = END.strftime("%Y-%m-%dT%H:%M:%SZ")
         at_start = START.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -175,9 +177,63 @@ class TestAtlassianAuditLogHookWindows:
             ],
         )
         hook = AtlassianAuditLogHook()
-        assert [e["id"] for e in hook.iter_events(START, END)] == ["a", "b", "s"]
+        assert [e["id"] for e in hook.iter_events(START, END)] == ["a", "b", "x", "y", "s"]
         assert hook.stats.duplicates_skipped == 1
-        assert hook.stats.out_of_window_skipped == 2
+
+    @pytest.mark.parametrize(
+        ("processed", "when", "expected"),
+        [
+            # time before the window, processed inside: only a processedAt filter returns it
+            ("2026-11-20T10:02:00Z", "2026-11-20T09:59:00Z", "processed"),
+            # time inside, processed after the window: only an event-time filter returns it
+            ("2026-11-20T11:03:00Z", "2026-11-20T10:58:00Z", "time"),
+            # both inside: says nothing
+            ("2026-11-20T10:30:00Z", "2026-11-20T10:29:00Z", "unknown"),
+        ],
+    )
+    def test_classifies_the_server_clock(self, requests_mock, processed, when, expected):
+        odd = event("odd", when=when)
+        odd["attributes"]["processedAt"] = processed
+        plain = event("plain")
+        plain["attributes"]["processedAt"] = "2026-11-20T10:01:30Z"
+        requests_mock.get(STREAM_URL, [{"json": page([plain, odd], "c1")}, {"json": page([], None)}])
+        hook = AtlassianAuditLogHook()
+        assert [e["id"] for e in hook.iter_events(START, END)] == ["plain", "odd"]
+        assert hook.clock_evidence.clock == expected
+
+    def test_pages_no_clock_explains_stop_the_walk(self, requests_mock):
+        # An endless stream of new ids whose time and processedAt are both outside the window: a looping server.
+        def far_page(request, context):
+            number = int(params_of(request).get("cursor", ["0"])[0])
+            stale = event(f"old-{number}", when="2026-11-19T00:00:00Z")
+            stale["attributes"]["processedAt"] = "2026-11-19T00:00:01Z"
+            return page([stale], str(number + 1))
+
+        route = requests_mock.get(STREAM_URL, json=far_page)
+        hook = AtlassianAuditLogHook()
+        with pytest.raises(AtlassianApiError, match="both outside the window") as caught:
+            list(hook.iter_events(START, END))
+        assert caught.value.code == "looping"
+        assert route.call_count == 6
+
+    def test_a_cursor_that_never_moves_stops_the_walk(self, requests_mock):
+        # New ids inside the window, but the server answers every cursor with that same cursor.
+        def same_cursor(request, context):
+            number = len(route.request_history)
+            return page([event(f"e{number}")], "stuck")
+
+        route = requests_mock.get(STREAM_URL, json=same_cursor)
+        hook = AtlassianAuditLogHook()
+        with pytest.raises(AtlassianApiError, match="repeat the cursor"):
+            list(hook.iter_events(START, END))
+        assert route.call_count == 7
+
+    def test_newest_first_sends_sort_order_desc(self, requests_mock):
+        route = requests_mock.get(STREAM_URL, json=page([], None))
+        list(AtlassianAuditLogHook().iter_pages(START, END, newest_first=True))
+        assert params_of(route.last_request)["sortOrder"] == ["desc"]
+        list(AtlassianAuditLogHook().iter_pages(START, END))
+        assert "sortOrder" not in params_of(route.last_request)
 
     def test_filters_use_events_endpoint_and_are_resent_with_cursor(self, requests_mock):
         requests_mock.get(EVENTS_URL, [{"json": page([event("a")], "c1")}, {"json": page([], None)}])
