@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -706,7 +706,7 @@ class AtlassianAuditLogHook(BaseHook):
         resume_cursor: str | None = None,
         skip: int = 0,
         newest_first: bool = False,
-    ) -> Iterator[Page]:
+    ) -> Generator[Page, None, None]:
         """Yield the pages of a window; like :meth:`iter_events` but page by page, and resumable.
 
         :param resume_cursor: start from this cursor (saved from ``Page.next_cursor``) instead of the beginning.

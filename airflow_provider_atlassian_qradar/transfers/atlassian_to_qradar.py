@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,12 @@ from airflow_provider_atlassian_qradar.connection_fields import ConnectionConfig
 from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError, AtlassianAuditLogHook
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
 from airflow_provider_atlassian_qradar.leef import LeefOptions
+from airflow_provider_atlassian_qradar.reconcile import (
+    DEFAULT_VISIBILITY_GAP,
+    FirstReadMemory,
+    needs_second_read,
+    select_late,
+)
 from airflow_provider_atlassian_qradar.transport import QRadarDeliveryError
 from airflow_provider_atlassian_qradar.windows import RETENTION, Window
 
@@ -40,6 +47,9 @@ if TYPE_CHECKING:
 CHECKPOINT_KEY = "atlassian_to_qradar_checkpoint"
 DEFAULT_SETTLE = timedelta(minutes=15)
 DEFAULT_MAX_WINDOW = timedelta(days=1)
+DEFAULT_RECONCILE_AFTER = timedelta(hours=24)
+#: Key prefix of the first-read memories in the organization's asset state store (one per window).
+RECONCILE_KEY_PREFIX = "first_read/"
 
 
 def audit_log_asset(atlassian_conn_id: str) -> Asset:
@@ -77,6 +87,11 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
     :param page_size: events per API request; overrides the connection.
     :param requests_per_minute: this task's share of the API rate limit per path, e.g. ``{"events-stream": 25}``.
     :param deferrable: wait for the settle time in the triggerer (default) instead of sleeping in the worker.
+    :param reconcile_after: after delivering its window, the task reads once more the window that ended this long
+        before (rounded up to whole windows; default 24 h) and sends the events that became visible since that
+        window's first read. ``None`` or ``timedelta(0)`` turns it off. Needs Airflow 3.3+ (asset state store).
+    :param visibility_gap: how long before a first read an event may have been processed and still not have been
+        visible to it (default 5 min); the second read re-checks events processed after ``first read - gap``.
     """
 
     template_fields: Sequence[str] = (
@@ -114,6 +129,8 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         page_size: int | None = None,
         requests_per_minute: dict[str, float] | None = None,
         deferrable: bool = True,
+        reconcile_after: timedelta | None = DEFAULT_RECONCILE_AFTER,
+        visibility_gap: timedelta = DEFAULT_VISIBILITY_GAP,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [audit_log_asset(atlassian_conn_id)])
@@ -137,6 +154,8 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         self.page_size = page_size
         self.requests_per_minute = requests_per_minute
         self.deferrable = deferrable
+        self.reconcile_after = reconcile_after
+        self.visibility_gap = visibility_gap
 
     # --- entry points ------------------------------------------------------------------------------------------
 
@@ -213,12 +232,6 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         atlassian = self._atlassian_hook()
         store = context.get("task_state_store")
         checkpoint = self._load_checkpoint(store, window)
-        archive = _Archive(self.archive_path, self.atlassian_conn_id, window) if self.archive_path else None
-        # With an archive the whole window must be re-read to rewrite the file; delivery still skips what was sent.
-        resume_cursor = checkpoint.get("cursor") if checkpoint and archive is None else None
-        already_sent = int(checkpoint.get("delivered", 0)) if checkpoint else 0
-        fetched_skip = already_sent if resume_cursor else 0
-        to_skip_sending = 0 if resume_cursor else already_sent
         try:
             action_group_names = atlassian.get_action_groups()
         except Exception as err:  # group names are a nicety (cat never depends on them); events must still flow
@@ -232,92 +245,20 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             max_bytes=qradar.leef_budget(),
             org_id=org_id,
         )
-        sent = already_sent
-        fetched = fetched_skip
-        truncated = 0
-        self.log.info(
-            "delivering window %s of org %s to QRadar %s%s",
-            window,
-            org_id,
-            qradar.describe(),
-            f" (resuming after {already_sent} events)" if already_sent else "",
-        )
-        with _closing(archive), qradar.get_sender() as sender:
-            # "Handed over" is not "received": after each page the sender gets a receipt (TCP/TLS: the receiver
-            # closed cleanly after reading everything; HTTP: the 2xx), and only then does the checkpoint move past
-            # the page. Without a receipt (UDP, a receiver that gives none) the checkpoint trails by one page, and
-            # a retry re-sends that page: at most one page twice, nothing lost. The receipt is requested after a
-            # page is sent and awaited after the next page is fetched, so the receiver works while we fetch.
-            page_cursor, page_start = resume_cursor, fetched_skip
-            awaiting: tuple[str | None, int, str | None, int] | None = None  # checkpoints with / without receipt
-
-            def settle_receipt(pending: tuple[str | None, int, str | None, int]) -> None:
-                with_receipt_cursor, with_receipt_delivered, without_cursor, without_delivered = pending
-                if sender.confirm():
-                    self._save_checkpoint(store, window, with_receipt_cursor, with_receipt_delivered)
-                else:
-                    self._save_checkpoint(store, window, without_cursor, without_delivered)
-
-            pages = atlassian.iter_pages(
-                window.start,
-                window.end,
-                query=self.query,
-                action=self.action,
-                actor=self.actor,
-                ip=self.ip,
-                product=self.product,
-                resume_cursor=resume_cursor,
-                skip=fetched_skip,
-            )
-            try:
-                for page in pages:
-                    if awaiting is not None:
-                        pending, awaiting = awaiting, None
-                        settle_receipt(pending)
-                    fetched += len(page.events)
-                    if archive is not None:
-                        archive.write(page.events)
-                    events, times_ms = page.events, page.times_ms
-                    if to_skip_sending:
-                        dropped = min(to_skip_sending, len(events))
-                        events, times_ms = events[dropped:], times_ms[dropped:]
-                        to_skip_sending -= dropped
-                    records = []
-                    for event, time_ms in zip(events, times_ms, strict=True):
-                        line = leef.format(event)
-                        if "\ttruncated=" in line:
-                            truncated += 1
-                        records.append((line, time_ms))
-                    if records:
-                        sender.send(records)
-                        sent += len(records)
-                    consumed = page.position + len(page.events)
-                    sender.request_receipt()
-                    awaiting = (
-                        page.next_cursor,
-                        max(already_sent, consumed),
-                        page_cursor,
-                        max(already_sent, page_start),
-                    )
-                    page_cursor, page_start = page.next_cursor, consumed
-                    elapsed = max(time.monotonic() - started, 1e-6)
-                    self.log.info(
-                        "page %d: %d events fetched, %d sent so far (%.0f events/s)",
-                        atlassian.stats.pages,
-                        fetched,
-                        sent,
-                        (sent - already_sent) / elapsed,
-                    )
-            except Exception:
-                if awaiting is not None:
-                    # The API failed after a page was sent: still take its receipt, so a retry resumes after it.
-                    with contextlib.suppress(Exception):
-                        settle_receipt(awaiting)
-                raise
-            if awaiting is not None:
-                settle_receipt(awaiting)
-            if archive is not None:
-                archive.publish()
+        memories = _ReconcileStore.open(context, self.atlassian_conn_id, self.log) if self._reconciles() else None
+        with qradar.get_sender() as sender:
+            if checkpoint and checkpoint.get("phase") == "reconcile":
+                # An earlier attempt delivered this window and failed while reconciling the older one.
+                summary = dict(checkpoint["summary"])
+                self.log.info("window %s was delivered by an earlier attempt; only reconciling", window)
+            else:
+                summary = self._first_read(window, atlassian, sender, leef, store, checkpoint, memories, started)
+                if memories is not None and store is not None:
+                    store.set(CHECKPOINT_KEY, {"window": window.label(), "phase": "reconcile", "summary": summary})
+            if memories is not None:
+                summary["reconcile"] = self._second_read(window, atlassian, sender, leef, memories)
+            summary["sender_reconnects"] = getattr(sender, "reconnects", 0)
+            summary["possibly_duplicated"] = getattr(sender, "possibly_duplicated", 0)
         hold = atlassian.rate_share_remaining()
         if hold > 0:
             # The next window's task may start in this slot at once; leave our last request's share of the
@@ -326,15 +267,198 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             time.sleep(hold)
         if store is not None:
             store.delete(CHECKPOINT_KEY)
-        summary = self._summary(
-            window, fetched=fetched, sent=sent, started=started, stats=atlassian.stats, truncated=truncated
-        )
-        summary["resumed_after"] = already_sent
-        summary["sender_reconnects"] = getattr(sender, "reconnects", 0)
-        summary["possibly_duplicated"] = getattr(sender, "possibly_duplicated", 0)
+        summary["api_requests"] = atlassian.stats.requests
+        summary["rate_limit_waits"] = atlassian.stats.rate_limited
+        summary["seconds"] = round(time.monotonic() - started, 3)
         self._record_asset_event(context, org_id, summary)
         self.log.info("window %s done: %s", window, json.dumps(summary, sort_keys=True))
         return summary
+
+    def _first_read(
+        self,
+        window: Window,
+        atlassian: AtlassianAuditLogHook,
+        sender: Any,
+        leef: LeefOptions,
+        store: Any,
+        checkpoint: dict[str, Any] | None,
+        memories: _ReconcileStore | None,
+        started: float,
+    ) -> dict[str, Any]:
+        """Deliver the window once, checkpointing past each page QRadar has confirmed; return the summary."""
+        archive = _Archive(self.archive_path, self.atlassian_conn_id, window) if self.archive_path else None
+        # With an archive the whole window must be re-read to rewrite the file; delivery still skips what was sent.
+        resume_cursor = checkpoint.get("cursor") if checkpoint and archive is None else None
+        already_sent = int(checkpoint.get("delivered", 0)) if checkpoint else 0
+        fetched_skip = already_sent if resume_cursor else 0
+        to_skip_sending = 0 if resume_cursor else already_sent
+        # The first attempt's start decides what a late second read may find (see reconcile.py).
+        read_started = (
+            datetime.fromisoformat(checkpoint["read_started"])
+            if checkpoint and checkpoint.get("read_started")
+            else datetime.now(timezone.utc)
+        )
+        memory = FirstReadMemory.starting(read_started, self.visibility_gap)
+        saved_memory = FirstReadMemory.from_json(checkpoint.get("memory")) if checkpoint else None
+        if saved_memory is not None:
+            memory = saved_memory
+        counts = {"fetched": fetched_skip}
+        self.log.info(
+            "delivering window %s to QRadar%s",
+            window,
+            f" (resuming after {already_sent} events)" if already_sent else "",
+        )
+        pages = atlassian.iter_pages(
+            window.start,
+            window.end,
+            query=self.query,
+            action=self.action,
+            actor=self.actor,
+            ip=self.ip,
+            product=self.product,
+            resume_cursor=resume_cursor,
+            skip=fetched_skip,
+        )
+
+        def batches() -> Iterator[tuple[list[dict[str, Any]], list[int | None], dict[str, Any]]]:
+            nonlocal to_skip_sending
+            for page in pages:
+                counts["fetched"] += len(page.events)
+                if archive is not None:
+                    archive.write(page.events)
+                events, times_ms, processed_ms = page.events, page.times_ms, page.processed_ms
+                if to_skip_sending:
+                    dropped = min(to_skip_sending, len(events))
+                    events, times_ms, processed_ms = events[dropped:], times_ms[dropped:], processed_ms[dropped:]
+                    to_skip_sending -= dropped
+                memory.note((event["id"] for event in page.events), page.processed_ms)
+                consumed = page.position + len(page.events)
+                yield events, times_ms, self._checkpoint_value(window, page.next_cursor, consumed, read_started, memory)
+
+        def on_safe(value: dict[str, Any]) -> None:
+            if store is not None and int(value["delivered"]) > already_sent:
+                store.set(CHECKPOINT_KEY, value)
+
+        with _closing(archive):
+            sent, truncated = _send_batches(batches(), sender, leef, on_safe, self.log, started)
+            if archive is not None:
+                archive.publish()
+        evidence = atlassian.clock_evidence
+        clock = evidence.clock
+        self.log.info(
+            "window %s: the API's from/to filter looks like clock '%s' (%d events outside by time but inside by "
+            "processedAt, %d the reverse, %d outside by both)",
+            window,
+            clock,
+            evidence.time_outside,
+            evidence.processed_outside,
+            evidence.both_outside,
+        )
+        summary = self._summary(
+            window,
+            fetched=counts["fetched"],
+            sent=already_sent + sent,
+            started=started,
+            stats=atlassian.stats,
+            truncated=truncated,
+        )
+        summary["resumed_after"] = already_sent
+        summary["filter_clock"] = clock
+        summary["clock_evidence"] = {
+            "time_outside_window": evidence.time_outside,
+            "processed_outside_window": evidence.processed_outside,
+            "both_outside_window": evidence.both_outside,
+        }
+        if memories is not None:
+            self._remember_first_read(window, memory, clock, memories)
+        return summary
+
+    def _remember_first_read(
+        self, window: Window, memory: FirstReadMemory, clock: str, memories: _ReconcileStore
+    ) -> None:
+        """Keep what the window's second read needs, or drop any stale memory when it needs no second read."""
+        filtered = any((self.query, self.action, self.actor, self.ip, self.product))
+        reason = "filtered windows (/events) carry no processedAt" if filtered else None
+        reason = reason or needs_second_read(memory, window, self.reconcile_after or timedelta(0), clock)
+        if reason:
+            self.log.info("window %s needs no second read: %s", window, reason)
+            memories.forget(window)
+            return
+        memories.remember(window, memory)
+
+    def _second_read(
+        self,
+        window: Window,
+        atlassian: AtlassianAuditLogHook,
+        sender: Any,
+        leef: LeefOptions,
+        memories: _ReconcileStore,
+    ) -> dict[str, Any]:
+        """Read the window that ended ``reconcile_after`` ago once more and send what its first read missed."""
+        shift = _whole_windows(self.reconcile_after or timedelta(0), window)
+        older = Window(window.start - shift, window.end - shift)
+        result: dict[str, Any] = {"window_start": older.start.isoformat(), "window_end": older.end.isoformat()}
+        memory = memories.recall(older)
+        if memory is None:
+            self.log.info("reconcile %s: no first-read memory (never read, read late, or done): nothing to do", older)
+            return {**result, "late_delivered": 0, "api_requests": 0, "note": "nothing to reconcile"}
+        requests_before = atlassian.stats.requests
+        delivered_ids: list[str] = []
+
+        def walk(newest_first: bool) -> Iterator[tuple[list[dict[str, Any]], list[int | None], list[str]]]:
+            pages = atlassian.iter_pages(older.start, older.end, newest_first=newest_first)
+            try:
+                for page in pages:
+                    chosen, done = select_late(page.events, page.processed_ms, memory, newest_first=newest_first)
+                    events = [page.events[index] for index in chosen]
+                    delivered_ids.extend(event["id"] for event in events)
+                    yield events, [page.times_ms[index] for index in chosen], list(delivered_ids)
+                    if done:
+                        return  # newest first: the rest of the window was processed before the first read
+            finally:
+                pages.close()
+
+        def on_safe(ids: list[str]) -> None:
+            memory.note(ids, [None] * len(ids))
+            memories.remember(older, memory)
+
+        try:
+            sent, _ = _send_batches(walk(True), sender, leef, on_safe, self.log, time.monotonic())
+        except AtlassianApiError as err:
+            if err.status != 400 or delivered_ids:
+                raise
+            self.log.warning("the API refused sortOrder=desc (%s); reconciling %s in ascending order", err, older)
+            sent, _ = _send_batches(walk(False), sender, leef, on_safe, self.log, time.monotonic())
+        memories.forget(older)
+        requests = atlassian.stats.requests - requests_before
+        self.log.info(
+            "reconciled window %s: %d late events delivered that its first read had not seen (%d API requests)",
+            older,
+            sent,
+            requests,
+        )
+        return {**result, "late_delivered": sent, "api_requests": requests}
+
+    def _reconciles(self) -> bool:
+        return bool(self.reconcile_after and self.reconcile_after > timedelta(0))
+
+    def _checkpoint_value(
+        self, window: Window, cursor: str | None, delivered: int, read_started: datetime, memory: FirstReadMemory
+    ) -> dict[str, Any]:
+        """A checkpoint: the first ``delivered`` events of the window are safe; ``cursor`` fetches the rest.
+
+        Without a cursor a retry re-reads the window from its start and skips ``delivered`` events by position.
+        """
+        value: dict[str, Any] = {
+            "window": window.label(),
+            "delivered": delivered,
+            "read_started": read_started.isoformat(),
+        }
+        if cursor:
+            value["cursor"] = cursor
+        if self._reconciles():
+            value["memory"] = memory.to_json()
+        return value
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
@@ -372,20 +496,11 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         saved = store.get(CHECKPOINT_KEY)
         if not isinstance(saved, dict) or saved.get("window") != window.label():
             return None
-        self.log.info("found a checkpoint from an earlier attempt: %d events already delivered", saved["delivered"])
+        self.log.info(
+            "found a checkpoint from an earlier attempt: %s",
+            "window delivered" if saved.get("phase") else f"{saved.get('delivered', 0)} events already delivered",
+        )
         return saved
-
-    def _save_checkpoint(self, store: Any, window: Window, cursor: str | None, delivered: int) -> None:
-        """Record that the first ``delivered`` events of the window are safe; ``cursor`` fetches the rest.
-
-        Without a cursor a retry re-reads the window from its start and skips ``delivered`` events by position.
-        """
-        if store is None or delivered == 0:
-            return
-        value: dict[str, Any] = {"window": window.label(), "delivered": delivered}
-        if cursor:
-            value["cursor"] = cursor
-        store.set(CHECKPOINT_KEY, value)
 
     def _summary(
         self,
@@ -425,6 +540,120 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                     "window_end": summary["window_end"],
                     "sent": summary["sent"],
                 }
+
+
+def _send_batches(
+    batches: Iterable[tuple[list[dict[str, Any]], list[int | None], Any]],
+    sender: Any,
+    leef: LeefOptions,
+    on_safe: Callable[[Any], None],
+    log: Any,
+    started: float,
+) -> tuple[int, int]:
+    """Send ``(events, times in ms, token)`` batches; call ``on_safe(token)`` once QRadar confirmed a batch.
+
+    "Handed over" is not "received": after each batch the sender gets a receipt (TCP/TLS: the receiver closed
+    cleanly after reading everything; HTTP: the 2xx), and only then is the batch's token passed on. Without a
+    receipt (UDP, a receiver that gives none) the previous batch's token is passed instead, so the checkpoint
+    trails by one page and a retry re-sends it: at most one page twice, nothing lost. The receipt is requested
+    after a batch is sent and awaited after the next batch is fetched, so the receiver works while we fetch.
+
+    :return: (events sent, events truncated to fit the frame budget).
+    """
+    sent = truncated = batch_count = 0
+    awaiting: tuple[Any, Any] | None = None  # (token of the batch sent last, token of the one before)
+    previous: Any = None
+
+    def settle(pending: tuple[Any, Any]) -> None:
+        token, fallback = pending
+        if sender.confirm():
+            on_safe(token)
+        elif fallback is not None:
+            on_safe(fallback)
+
+    try:
+        for events, times_ms, token in batches:
+            if awaiting is not None:
+                pending, awaiting = awaiting, None
+                settle(pending)
+            records = []
+            for event, time_ms in zip(events, times_ms, strict=True):
+                line = leef.format(event)
+                if "\ttruncated=" in line:
+                    truncated += 1
+                records.append((line, time_ms))
+            if records:
+                sender.send(records)
+                sent += len(records)
+            sender.request_receipt()
+            awaiting, previous = (token, previous), token
+            batch_count += 1
+            log.info(
+                "page %d: %d events sent (%.0f events/s)",
+                batch_count,
+                sent,
+                sent / max(time.monotonic() - started, 1e-6),
+            )
+    except Exception:
+        if awaiting is not None:
+            # The API failed after a page was sent: still take its receipt, so a retry resumes after it.
+            with contextlib.suppress(Exception):
+                settle(awaiting)
+        raise
+    if awaiting is not None:
+        settle(awaiting)
+    return sent, truncated
+
+
+def _whole_windows(span: timedelta, window: Window) -> timedelta:
+    """Round ``span`` up to a whole number of windows, so the shifted window is one the DAG really ran."""
+    length = window.end - window.start
+    return length * max(1, math.ceil(span / length))
+
+
+class _ReconcileStore:
+    """First-read memories, one per window, in the organization's asset state store (Airflow 3.3+).
+
+    The asset (``audit_log_asset``) stands for one organization, so every DAG and run reading it shares the
+    memories; they live in Airflow's database (they survive worker restarts) and are deleted once reconciled.
+    """
+
+    def __init__(self, accessor: Any) -> None:
+        self._accessor = accessor
+
+    @classmethod
+    def open(cls, context: Any, atlassian_conn_id: str, log: Any) -> _ReconcileStore | None:
+        """The store of this task's organization, or None (with a warning) on an Airflow without one."""
+        stores = context.get("asset_state_store")
+        if stores is None:
+            log.warning(
+                "this Airflow has no asset state store (needs 3.3+): late events are not reconciled; "
+                "pass reconcile_after=None to silence this"
+            )
+            return None
+        asset = audit_log_asset(atlassian_conn_id)
+        try:
+            return cls(stores[asset])
+        except (KeyError, TypeError):  # the user replaced the outlets: address the asset by name
+            from airflow.sdk.execution_time.context import AssetStateStoreAccessor
+
+            return cls(AssetStateStoreAccessor(name=asset.name))
+
+    @staticmethod
+    def _key(window: Window) -> str:
+        return RECONCILE_KEY_PREFIX + window.label()
+
+    def remember(self, window: Window, memory: FirstReadMemory) -> None:
+        """Store (or replace) the memory of a window's first read."""
+        self._accessor.set(self._key(window), memory.to_json())
+
+    def recall(self, window: Window) -> FirstReadMemory | None:
+        """The memory of a window's first read, if one is kept."""
+        return FirstReadMemory.from_json(self._accessor.get(self._key(window)))
+
+    def forget(self, window: Window) -> None:
+        """Delete a window's memory (no-op when there is none)."""
+        self._accessor.delete(self._key(window))
 
 
 @contextmanager
