@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError, AtlassianAuditLogHook
-from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from airflow_provider_atlassian_qradar.windows import parse_timestamp_ms, to_epoch_ms
+from sandbox.atlassian_sim import SimulatorConfig, generate_events, run_in_thread
 
 API_KEY = "sim-key-DO-NOT-LEAK-0123456789"
 ORG = "org-sim-1"
@@ -29,8 +30,17 @@ def connect(monkeypatch, base_url: str, **extra) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
 
 
+_CLOCK = {"value": "time"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _under_each_clock(filter_clock):
+    """Run every test of this module once per filter clock of the simulated API."""
+    _CLOCK["value"] = filter_clock
+
+
 def sim_config(events_per_hour: int, hours: int = 1, **kwargs) -> SimulatorConfig:
-    defaults = {"stream_requests_per_minute": 0, "events_requests_per_minute": 0}
+    defaults = {"stream_requests_per_minute": 0, "events_requests_per_minute": 0, "filter_clock": _CLOCK["value"]}
     defaults.update(kwargs)
     return SimulatorConfig(
         org_id=ORG,
@@ -41,6 +51,14 @@ def sim_config(events_per_hour: int, hours: int = 1, **kwargs) -> SimulatorConfi
         seed=11,
         **defaults,
     )
+
+
+def expected_count(config: SimulatorConfig, generated: int) -> int:
+    """Events the first hour holds under the config's clock, counted from the generator, not the server."""
+    if config.filter_clock == "time":
+        return generated
+    end_ms = to_epoch_ms(HOUR + timedelta(hours=1))
+    return sum(parse_timestamp_ms(e["attributes"]["processedAt"]) < end_ms for e in generate_events(config))
 
 
 def no_sleep(monkeypatch) -> list[float]:
@@ -61,7 +79,7 @@ class TestWholeWindows:
             connect(monkeypatch, sim.base_url)
             ids, hook = fetch_ids(HOUR, HOUR + timedelta(hours=1))
             truth = sim.ground_truth(HOUR, HOUR + timedelta(hours=1))
-        assert len(truth) == count
+        assert len(truth) == expected_count(sim.config, count)
         assert ids == truth  # same events, same (processedAt, id) order, none twice
         # One request per started page, plus at most one to see the empty end of the stream.
         assert hook.stats.requests <= math.ceil(count / 200) + 1
@@ -71,8 +89,8 @@ class TestWholeWindows:
             connect(monkeypatch, sim.base_url, page_size=1000)
             ids, hook = fetch_ids(HOUR, HOUR + timedelta(hours=1))
             truth = sim.ground_truth(HOUR, HOUR + timedelta(hours=1))
-        assert len(truth) == 50_000
-        assert len(set(ids)) == len(ids) == 50_000
+        assert len(truth) == expected_count(sim.config, 50_000)
+        assert len(set(ids)) == len(ids) == len(truth)
         assert ids == truth
         assert hook.stats.requests <= 51
 
@@ -110,7 +128,7 @@ class TestWholeWindows:
             connect(monkeypatch, sim.base_url, page_size=200)
             ids, hook = fetch_ids(HOUR, HOUR + timedelta(hours=1))
             truth = sim.ground_truth(HOUR, HOUR + timedelta(hours=1))
-        assert ids == truth and len(ids) == 450
+        assert ids == truth and len(ids) == expected_count(sim.config, 450)
         assert hook.stats.requests <= math.ceil(450 / 50) + 1
 
     def test_filtered_query_uses_events_endpoint(self, monkeypatch):
@@ -118,7 +136,7 @@ class TestWholeWindows:
             connect(monkeypatch, sim.base_url, page_size=50)
             hook = AtlassianAuditLogHook()
             events = list(hook.iter_events(HOUR, HOUR + timedelta(hours=1), action="user_login"))
-            everything = sim.events_between(HOUR, HOUR + timedelta(hours=1))
+            everything = sim.events_between(HOUR, HOUR + timedelta(hours=1), clock="time")  # /events: by time
             paths = {record.path.rsplit("/", 1)[-1] for record in sim.requests}
         expected = {e["id"] for e in everything if e["attributes"]["action"] == "user_login"}
         assert expected, "the generator should produce some logins"
@@ -130,8 +148,8 @@ class TestWholeWindows:
 class TestTiling:
     @pytest.fixture(scope="class")
     @classmethod
-    def simulator(cls):
-        with run_in_thread(sim_config(240, hours=3)) as sim:
+    def simulator(cls, filter_clock):
+        with run_in_thread(sim_config(240, hours=3, filter_clock=filter_clock)) as sim:
             yield sim
 
     @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,6 +22,7 @@ from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import (
     CHECKPOINT_KEY,
     AtlassianAuditLogToQRadarOperator,
 )
+from airflow_provider_atlassian_qradar.windows import Window
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
 from tests.receivers.certs import generate_certs
 from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
@@ -57,8 +59,9 @@ def received_ids(lines: list[str]) -> Counter[str]:
 
 
 @pytest.fixture
-def simulator(monkeypatch):
+def simulator(monkeypatch, filter_clock):
     config = SimulatorConfig(
+        filter_clock=filter_clock,
         org_id=ORG,
         api_key=API_KEY,
         start=HOUR - timedelta(hours=2),
@@ -191,7 +194,7 @@ class TestAtlassianAuditLogToQRadarOperatorDelivery:
         truth = simulator.ground_truth(HOUR, HOUR + timedelta(hours=1))
         got = received_ids(syslog_ng.wait_for_lines(len(truth)))
         assert set(got) == set(truth) and max(got.values()) == 1
-        assert summary["fetched"] == summary["sent"] == len(truth) == 900
+        assert summary["fetched"] == summary["sent"] == len(truth) > 850
         assert summary["api_requests"] <= 900 // 200 + 1 + 1  # pages + end of stream (+ event-actions apart)
         assert store.values == {}, "the checkpoint must be cleared on success"
         assert store.writes == 5  # after every page: each got a receipt from the receiver
@@ -224,7 +227,7 @@ class TestAtlassianAuditLogToQRadarOperatorDelivery:
         got = received_ids(syslog_ng.wait_for_lines(len(truth)))
         assert set(got) == set(truth)
         assert max(got.values()) == 1, "nothing is sent twice when every page had a receipt"
-        assert summary["resumed_after"] == 600 and summary["sent"] == 900
+        assert summary["resumed_after"] == 600 and summary["sent"] == len(truth)
         assert store.values == {}
 
     def test_without_receipts_the_checkpoint_trails_one_page(self, simulator, syslog_ng, monkeypatch):
@@ -296,7 +299,7 @@ class TestAtlassianAuditLogToQRadarOperatorDelivery:
 
     def test_without_task_state_store_it_resends_the_window_and_says_so(self, simulator, syslog_ng, capsys):
         summary = operator().execute({})
-        assert summary["sent"] == 900
+        assert summary["sent"] == len(simulator.ground_truth(HOUR, HOUR + timedelta(hours=1)))
         assert "no task state store" in capsys.readouterr().out
 
     def test_api_key_never_in_summary_or_logs(self, simulator, syslog_ng, capsys):
@@ -338,3 +341,144 @@ class TestAtlassianAuditLogToQRadarOperatorPermanentErrors:
         with pytest.raises(AirflowFailException):
             operator(archive_path=f"file://{tmp_path}/archive").execute({"task_state_store": DictStore()})
         assert list(scratch.iterdir()) == []
+
+
+class DictAssetStores:
+    """``context["asset_state_store"]``: one DictStore per asset, subscripted by the asset."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, DictStore] = {}
+
+    def __getitem__(self, asset: Any) -> DictStore:
+        return self.by_name.setdefault(asset.name, DictStore())
+
+    def memories(self) -> dict[str, Any]:
+        return {key: value for store in self.by_name.values() for key, value in store.values.items()}
+
+
+class TestReconciliation:
+    """A window's events that become visible after its first read are sent by the task of a later window."""
+
+    @pytest.fixture
+    def minute_windows(self, monkeypatch, filter_clock):
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        first = (now - timedelta(minutes=2), now - timedelta(minutes=1))
+        later = (now - timedelta(minutes=1), now)
+        # Three events of the first window are processed (and so visible) only 3 s from now: its first read
+        # cannot see them. Under the processed clock they belong to the window of their processing time instead.
+        hidden_at = now + timedelta(seconds=3)
+        late = tuple(
+            {
+                "id": f"late-{number}",
+                "type": "events",
+                "attributes": {
+                    "time": (first[0] + timedelta(seconds=10 * number + 5)).isoformat().replace("+00:00", "Z"),
+                    "processedAt": hidden_at.isoformat().replace("+00:00", "Z"),
+                    "action": "user_login",
+                    "actor": {"id": "u1"},
+                    "context": [],
+                },
+            }
+            for number in range(3)
+        )
+        config = SimulatorConfig(
+            org_id=ORG,
+            api_key=API_KEY,
+            start=now - timedelta(minutes=10),
+            end=now,
+            events_per_hour=3600,
+            seed=9,
+            processing_lag_max_seconds=20,
+            stream_requests_per_minute=0,
+            filter_clock=filter_clock,
+            extra_events=late,
+        )
+        with run_in_thread(config) as sim:
+            conn = {
+                "conn_type": "atlassian_admin",
+                "host": sim.base_url,
+                "login": ORG,
+                "password": API_KEY,
+                "extra": {"stream_requests_per_minute": 0, "page_size": 200},
+            }
+            monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
+            yield sim, first, later, hidden_at
+
+    @staticmethod
+    def run(window: tuple[datetime, datetime], stores: DictAssetStores, **kwargs: Any) -> dict[str, Any]:
+        kwargs.setdefault("visibility_gap", timedelta(seconds=30))
+        task = operator(
+            window_start=window[0].isoformat(),
+            window_end=window[1].isoformat(),
+            settle=timedelta(0),
+            reconcile_after=timedelta(minutes=1),
+            **kwargs,
+        )
+        return task.execute({"task_state_store": DictStore(), "asset_state_store": stores})
+
+    def test_late_events_are_sent_once_by_the_later_window(self, minute_windows, syslog_ng, filter_clock):
+        sim, first, later, hidden_at = minute_windows
+        stores = DictAssetStores()
+        first_summary = self.run(first, stores)
+        assert first_summary["filter_clock"] == filter_clock
+        seen_first = set(received_ids(syslog_ng.wait_for_lines(first_summary["sent"])))
+        assert not {"late-0", "late-1", "late-2"} & seen_first, "the late events were visible to the first read"
+        while datetime.now(timezone.utc) <= hidden_at + timedelta(seconds=1):
+            time.sleep(0.2)
+        summary = self.run(later, stores)
+        reconcile = summary["reconcile"]
+        assert reconcile["window_start"] == first[0].isoformat()
+        truth = set(sim.ground_truth(*first)) | set(sim.ground_truth(*later))
+        got = received_ids(syslog_ng.wait_for_lines(len(truth)))
+        assert set(got) == truth and max(got.values()) == 1, "missing or duplicated after reconciliation"
+        if filter_clock == "time":
+            assert reconcile["late_delivered"] == 3
+            assert reconcile["api_requests"] == 1, "newest-first walk stops at the first page"
+        else:
+            # Processed-clock windows hold only events processed before their end: nothing to re-read.
+            assert reconcile == {**reconcile, "late_delivered": 0, "api_requests": 0}
+        assert stores.memories().keys() == {f"first_read/{Window(*later).label()}"}, "reconciled memory deleted"
+
+    def test_a_window_first_read_after_it_settled_costs_no_reconciliation(self, minute_windows, syslog_ng):
+        sim, first, _later, _ = minute_windows
+        stores = DictAssetStores()
+        old = (first[0] - timedelta(minutes=5), first[1] - timedelta(minutes=5))
+        self.run(old, stores)
+        assert stores.memories() == {}, "a window read long after its end needs no second read"
+        requests_before = len(sim.requests)
+        summary = self.run((old[0] + timedelta(minutes=1), old[1] + timedelta(minutes=1)), stores)
+        assert summary["reconcile"]["api_requests"] == 0
+        assert summary["reconcile"]["note"] == "nothing to reconcile"
+        assert len(sim.requests) - requests_before == summary["api_requests"]
+
+    def test_a_retry_after_a_failed_reconciliation_sends_neither_window_twice(
+        self, minute_windows, syslog_ng, filter_clock
+    ):
+        sim, first, later, hidden_at = minute_windows
+        stores = DictAssetStores()
+        # A gap this wide keeps the memory under both clocks, so the second read runs (and can fail) under both.
+        first_summary = self.run(first, stores, visibility_gap=timedelta(minutes=10))
+        syslog_ng.wait_for_lines(first_summary["sent"])
+        while datetime.now(timezone.utc) <= hidden_at + timedelta(seconds=1):
+            time.sleep(0.2)
+        store = DictStore()
+        task = dict(
+            window_start=later[0].isoformat(),
+            window_end=later[1].isoformat(),
+            settle=timedelta(0),
+            reconcile_after=timedelta(minutes=1),
+            visibility_gap=timedelta(minutes=10),
+        )
+        # Attempt 1 delivers its window, then the API fails for good during the reconciliation read.
+        pages = len(sim.ground_truth(*later)) // 200 + 1  # a short last page ends the walk
+        sim.faults.update(revoke_key_after=1 + pages)  # event-actions + the window's pages
+        with pytest.raises(Exception, match="401"):
+            operator(**task).execute({"task_state_store": store, "asset_state_store": stores})
+        assert store.values[CHECKPOINT_KEY]["phase"] == "reconcile"
+        sim.faults.update(revoke_key_after=None)
+        summary = operator(**task).execute({"task_state_store": store, "asset_state_store": stores})
+        truth = set(sim.ground_truth(*first)) | set(sim.ground_truth(*later))
+        got = received_ids(syslog_ng.wait_for_lines(len(truth)))
+        assert set(got) == truth and max(got.values()) == 1
+        assert summary["reconcile"]["late_delivered"] == (3 if filter_clock == "time" else 0)
+        assert store.values == {}
