@@ -10,10 +10,12 @@ Delivery over TCP and TLS is at-least-once with a receipt. Plain syslog has no a
 to close its side. A receiver closes cleanly (FIN) only after its application has read every byte (a close with
 unread data sends a reset instead), and the sender also checks that the kernel has no unacknowledged byte left.
 After a drop the sender reconnects and re-sends everything since the last receipt; the operator asks for a receipt
-after every page, so at most one page is sent twice and nothing is lost. A receiver that never closes after
-end-of-data (none we know of) makes ``confirm`` time out once; the sender then falls back to re-sending a replay
-window of recent bytes after a drop (``receiver_buffer_bytes``), which is best effort. The HTTP Receiver
-acknowledges each batch itself.
+after every page, so at most one page is sent twice and nothing is lost. A receiver that does not close within
+``write_timeout`` of end-of-data gives no receipt, and that is a failure (:class:`QRadarDeliveryError`), never a
+silent switch to no receipts: a receiver that stopped reading looks exactly the same from here, and moving on would
+lose what sits unread in its buffers. Only ``confirm_delivery=False``, set knowingly for a receiver that keeps
+connections open, sends without receipts (re-sending a replay window of recent bytes after a drop, best effort).
+The HTTP Receiver acknowledges each batch itself.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ DEFAULT_RECEIVER_BUFFER_BYTES = 256 * 1024
 #: With receipts, ``send`` asks for one by itself once this many bytes are unconfirmed (bounds the replay memory
 #: for callers that never call ``confirm``).
 MAX_UNCONFIRMED_BYTES = 8 * 1024 * 1024
+
+
+class _WriteTimeout(TimeoutError):
+    """A write (or the wait for a receipt) to a connected receiver timed out: it accepted but did not read."""
 
 
 class QRadarDeliveryError(Exception):
@@ -418,10 +424,16 @@ class TcpSender(EventSender):
             )
         if isinstance(exc, socket.gaierror):
             return f"cannot resolve QRadar host {self.host!r} ({exc.strerror}): check the connection's host and DNS"
+        if isinstance(exc, _WriteTimeout):
+            return (
+                f"QRadar at {self.address} accepted the connection but did not read: {exc} (write_timeout "
+                f"{self.write_timeout:g}s); the receiver is stalled or overloaded: check its health and its "
+                "event pipeline"
+            )
         if isinstance(exc, TimeoutError):
             return (
-                f"QRadar at {self.address} did not answer within {self.connect_timeout:g}s: check host, port, "
-                "routing and that no firewall silently drops the traffic"
+                f"QRadar at {self.address} did not answer within {self.connect_timeout:g}s (connect timeout): check "
+                "host, port, routing and that no firewall silently drops the traffic"
             )
         if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
             return (
@@ -508,9 +520,9 @@ class TcpSender(EventSender):
         fails (reset, unacknowledged bytes, receiver gone), the unconfirmed chunks are re-sent on a new
         connection and the receipt is asked for again.
 
-        :return: True with a receipt; False without receipts (disabled, or the receiver did not close within
-            ``write_timeout``, after which receipts stay off for this sender).
-        :raises QRadarDeliveryError: if the receiver cannot be reached again within ``max_reconnects``.
+        :return: True with a receipt; False without receipts (``confirm_delivery=False``).
+        :raises QRadarDeliveryError: if the receiver does not close within ``write_timeout`` of end-of-data (no
+            receipt: a failure, never a silent downgrade), or cannot be reached again within ``max_reconnects``.
         """
         if not self.receipts:
             return False
@@ -524,17 +536,19 @@ class TcpSender(EventSender):
             try:
                 self._await_receipt(sock)
             except TimeoutError:
-                self.receipts = False
-                log.warning(
-                    "QRadar at %s did not close the connection within %gs of end-of-data, so it gives no receipt; "
-                    "falling back to re-sending the newest %d bytes after a drop (set confirm_delivery to false "
-                    "in the connection to skip this wait)",
-                    self.address,
-                    self.write_timeout,
-                    self.receiver_buffer_bytes,
-                )
-                self._trim_to_window()
-                return False
+                # No receipt: the receiver may have stopped reading (the events sit unread in its buffers and die
+                # with it) or may never close at end-of-data. Both look the same from here, so this is a failure:
+                # the caller's checkpoint stays before these events and a retry re-sends them.
+                unacknowledged = _unacknowledged_bytes(sock)
+                raise QRadarDeliveryError(
+                    f"QRadar at {self.address} gave no receipt: the wait for it to close the connection after "
+                    f"end-of-data timed out after {self.write_timeout:g}s (write_timeout), with "
+                    f"{self._unconfirmed_bytes:,} bytes unconfirmed ({unacknowledged:,} not even acknowledged by its "
+                    "TCP stack). Either the receiver stopped reading (check its health; the task retry re-sends "
+                    "these events) or it never closes connections at end-of-data: then set the connection extra "
+                    "confirm_delivery to false, knowing that a dropped connection can then lose or repeat the "
+                    "events in flight"
+                ) from None
             except OSError as exc:
                 log.warning("QRadar at %s closed before reading everything (%s); re-sending", self.address, exc)
                 self._recover(None, 0, exc, False)
@@ -643,13 +657,20 @@ class TcpSender(EventSender):
         else:
             self._size_send_buffer(sock, len(payload))
             try:
-                sock.sendall(payload)
+                self._sendall(sock, payload)
             except OSError as exc:  # BrokenPipe, ConnectionReset, timeout, TLS errors
                 cause = exc
                 current_started = True
         if cause is not None:
             self._recover(payload, count, cause, current_started)
         self._remember(payload, count)
+
+    def _sendall(self, sock: socket.socket, data: bytes) -> None:
+        """``sendall`` whose timeout says it was a write to a connected receiver, not a connect."""
+        try:
+            sock.sendall(data)
+        except TimeoutError:
+            raise _WriteTimeout(f"a write of {len(data):,} bytes timed out") from None
 
     def _recover(self, payload: bytes | None, count: int, cause: BaseException, current_started: bool) -> None:
         """Reconnect and re-send the chunks the receiver may not have read, then ``payload`` (if any)."""
@@ -670,10 +691,10 @@ class TcpSender(EventSender):
             self._send_buffer_request = 0
             self._size_send_buffer(sock, len(payload) if payload else max((len(c) for c, _ in replay), default=0))
             for chunk, chunk_count in replay:
-                sock.sendall(chunk)
+                self._sendall(sock, chunk)
                 self.replayed += chunk_count
             if payload:
-                sock.sendall(payload)
+                self._sendall(sock, payload)
                 if current_started:
                     self.replayed += count
 

@@ -319,23 +319,26 @@ class TestReceipts:
         assert (sender.reconnects, sender.possibly_duplicated) == (1, 200)
         assert "closed before reading everything" in caplog.text
 
-    def test_receiver_that_never_closes_turns_receipts_off(self, caplog):
+    def test_receiver_that_never_closes_is_a_failure_not_a_silent_downgrade(self):
         records = make_leef_records(400)
         receiver = _ScriptedReceiver(["never_close", "read_all"])
-        caplog.set_level(logging.WARNING, logger="airflow_provider_atlassian_qradar.transport")
         try:
             with TcpSender("127.0.0.1", receiver.port, SyslogFormatter(hostname="h"), write_timeout=0.5) as sender:
                 sender.send(records[:200])
-                assert sender.confirm() is False
-                assert sender.receipts is False
-                sender.send(records[200:])  # a new connection, nothing re-sent
-                assert sender.confirm() is False  # no second wait
+                with pytest.raises(QRadarDeliveryError) as error:
+                    sender.confirm()
+                assert sender.receipts is True, "receipts stay on: the next page asks for one again"
+                sender.send(records[200:])  # the unconfirmed page is re-sent first, on a new connection
+                assert sender.confirm() is True
         finally:
             receiver.close()
-        assert _event_ids(receiver.lines()) == [f"ev-{index:06d}" for index in range(400)]
-        assert sender.possibly_duplicated == 0
-        assert "did not close the connection within 0.5s" in caplog.text
-        assert "confirm_delivery to false" in caplog.text
+        message = str(error.value)
+        assert "gave no receipt" in message and "timed out after 0.5s (write_timeout)" in message
+        assert "confirm_delivery to false" in message and "connect timeout" not in message
+        assert not error.value.permanent
+        ids = _event_ids(receiver.lines())
+        assert sorted(set(ids)) == [f"ev-{index:06d}" for index in range(400)]
+        assert len(ids) - len(set(ids)) <= 200, "at most the unconfirmed page twice"
 
     def test_confirm_delivery_false_never_waits(self):
         receiver = _ScriptedReceiver(["never_close"])

@@ -7,7 +7,10 @@ whatever the window size; a retry resumes after the last checkpoint, so at most 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import gzip
+import hashlib
 import json
 import math
 import os
@@ -50,6 +53,8 @@ DEFAULT_MAX_WINDOW = timedelta(days=1)
 DEFAULT_RECONCILE_AFTER = timedelta(hours=24)
 #: Key prefix of the first-read memories in the organization's asset state store (one per window).
 RECONCILE_KEY_PREFIX = "first_read/"
+#: Where the per-window delivery locks live (one small file per window and pair of connections, on this host).
+WINDOW_LOCK_DIR = os.path.join(tempfile.gettempdir(), "airflow-atlassian-qradar-locks")
 
 
 def audit_log_asset(atlassian_conn_id: str) -> Asset:
@@ -212,7 +217,8 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
 
     def _deliver(self, window: Window, qradar: QRadarHook, context: Context) -> dict[str, Any]:
         try:
-            return self._stream(window, qradar, context)
+            with _window_lock(self.atlassian_conn_id, self.qradar_conn_id, window):
+                return self._stream(window, qradar, context)
         except ConnectionConfigError as err:
             raise AirflowFailException(str(err)) from None
         except AtlassianApiError as err:
@@ -654,6 +660,46 @@ class _ReconcileStore:
     def forget(self, window: Window) -> None:
         """Delete a window's memory (no-op when there is none)."""
         self._accessor.delete(self._key(window))
+
+
+@contextmanager
+def _window_lock(atlassian_conn_id: str, qradar_conn_id: str, window: Window) -> Iterator[None]:
+    """Hold the delivery lock of one window and pair of connections, or fail at once if another run holds it.
+
+    Two runs of the same window at the same time (a manual run beside the scheduled one, a backfill over a running
+    hour) would each deliver everything: QRadar would get the window twice without anyone noticing. The lock is an
+    ``flock`` on a file keyed by the window and both connection ids, so it is released by the kernel whatever
+    happens to the process (even SIGKILL). It guards the runs on one host (LocalExecutor, one Celery worker
+    host); it does not see a run on another host. Different windows never wait for each other.
+
+    :raises AirflowFailException: naming the window and what to do, when another run holds the lock.
+    """
+    key = hashlib.sha256(f"{atlassian_conn_id}\0{qradar_conn_id}\0{window.label()}".encode()).hexdigest()[:32]
+    os.makedirs(WINDOW_LOCK_DIR, mode=0o700, exist_ok=True)
+    path = os.path.join(WINDOW_LOCK_DIR, f"{key}.lock")
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(handle, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            raise AirflowFailException(
+                f"another run is delivering window {window} from {atlassian_conn_id!r} to {qradar_conn_id!r} "
+                f"right now (process {holder} on this host): this attempt stops so that QRadar does not get the "
+                "window twice at the same time. If you meant to deliver it again, clear this task once that run "
+                "has finished"
+            ) from None
+        os.ftruncate(handle, 0)
+        os.pwrite(handle, str(os.getpid()).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(handle, 0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        os.close(handle)
 
 
 @contextmanager
