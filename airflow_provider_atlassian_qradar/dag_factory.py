@@ -4,11 +4,15 @@ Settings not passed as arguments come from environment variables, so a deploymen
 code: ``ATLASSIAN_QRADAR_START_DATE`` (ISO date or date-time, UTC if no zone; default 2026-11-01),
 ``ATLASSIAN_QRADAR_TIMEZONE`` (IANA zone of the hourly schedule and of rendered times; default UTC),
 ``ATLASSIAN_QRADAR_SETTLE_MINUTES`` (wait after each window for late events; default 15),
-``ATLASSIAN_QRADAR_QUERY`` (optional free-text filter; default none: the whole audit log).
+``ATLASSIAN_QRADAR_QUERY`` (optional free-text filter, passed as it is: never rendered as a Jinja template;
+default none: the whole audit log), ``ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES`` (the longest one window's task
+may take, settle wait included; default 120). A value that cannot be used stops the DAG file from loading with an
+error naming the variable and the expected form.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -16,6 +20,11 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG
+
+try:
+    from airflow.sdk import literal
+except ImportError:  # Airflow 3.1 keeps it in the definitions package only
+    from airflow.sdk.definitions.template import literal  # type: ignore[no-redef,unused-ignore]
 
 try:
     from airflow.sdk import CronDataIntervalTimetable
@@ -27,6 +36,14 @@ from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import Atla
 
 DEFAULT_START_DATE = "2026-11-01T00:00:00+00:00"
 DEFAULT_MAX_ACTIVE_RUNS = 4
+#: The longest one window's task may take (settle wait, delivery, reconciliation). A window that needs more (a
+#: huge backlog hour) times out, and the retry resumes from its checkpoint, so progress is never lost.
+DEFAULT_EXECUTION_TIMEOUT = timedelta(hours=2)
+
+
+class DagSettingsError(ValueError):
+    """An ``ATLASSIAN_QRADAR_*`` environment variable has a value that cannot be used; the message names it."""
+
 
 DOC_MD = """
 ### Atlassian organization audit log → IBM QRadar
@@ -43,6 +60,8 @@ QRadar once, as a LEEF 2.0 line, over the transport of the `{qradar_conn_id}` co
   dates, and "All Runs" to re-deliver hours that already succeeded. Hours older than Atlassian's 180-day
   retention succeed without sending anything.
 * **Retries** resume after the last delivered page (Airflow 3.3+), so QRadar gets at most one page twice.
+* **Time bound**: one window's task may take at most {execution_timeout} (settle wait included); then it fails
+  and its retry resumes from the checkpoint. Change it with `ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES`.
 * **Concurrency**: at most {max_active_runs} hours run at once; each gets 1/{max_active_runs} of the API's
   request budget, so parallel windows stay inside Atlassian's rate limits.
 """
@@ -69,10 +88,36 @@ def _env(name: str, default: str) -> str:
 
 def _env_start_date() -> datetime:
     raw = _env("ATLASSIAN_QRADAR_START_DATE", DEFAULT_START_DATE)
-    parsed = pendulum.parse(raw, tz="UTC")
+    expected = "an ISO 8601 date or date-time, e.g. 2026-11-01 or 2026-11-01T00:00:00+00:00 (UTC if no zone)"
+    try:
+        parsed = pendulum.parse(raw, tz="UTC")
+    except (ValueError, TypeError):
+        raise DagSettingsError(f"ATLASSIAN_QRADAR_START_DATE={raw[:60]!r} is not {expected}") from None
     if not isinstance(parsed, datetime):
-        raise ValueError(f"ATLASSIAN_QRADAR_START_DATE={raw!r} is not a date or date-time (e.g. 2026-11-01)")
+        raise DagSettingsError(f"ATLASSIAN_QRADAR_START_DATE={raw[:60]!r} is a duration or time, not {expected}")
     return parsed
+
+
+def _env_minutes(name: str, default: float, *, minimum: float) -> timedelta:
+    raw = _env(name, str(default))
+    try:
+        minutes = float(raw)
+    except ValueError:
+        minutes = float("nan")
+    if not math.isfinite(minutes) or minutes < minimum:
+        raise DagSettingsError(f"{name}={raw[:60]!r} is not a number of minutes >= {minimum:g} (e.g. {default:g})")
+    return timedelta(minutes=minutes)
+
+
+def _env_timezone() -> str:
+    raw = _env("ATLASSIAN_QRADAR_TIMEZONE", "UTC")
+    try:
+        pendulum.timezone(raw)
+    except Exception:  # pendulum raises InvalidTimezone or ZoneInfoNotFoundError, depending on the version
+        raise DagSettingsError(
+            f"ATLASSIAN_QRADAR_TIMEZONE={raw[:60]!r} is not an IANA time zone name (e.g. UTC or Europe/Berlin)"
+        ) from None
+    return raw
 
 
 def build_audit_dag(
@@ -89,6 +134,7 @@ def build_audit_dag(
     requests_per_minute: Mapping[str, float] | None = None,
     tags: list[str] | None = None,
     operator_kwargs: Mapping[str, Any] | None = None,
+    execution_timeout: timedelta | None = None,
 ) -> DAG:
     """Return the hourly DAG that delivers one organization's audit log to QRadar.
 
@@ -105,10 +151,19 @@ def build_audit_dag(
     :param tags: DAG tags.
     :param operator_kwargs: extra arguments for :class:`AtlassianAuditLogToQRadarOperator` (filters, archive_path,
         log_source_identifier, max_frame_bytes, ...).
+    :param execution_timeout: the longest one window's task may take, settle wait included; default
+        ``ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES`` or 2 hours. It bounds a window whose endpoints hang; the
+        task retry resumes from the checkpoint.
+    :raises DagSettingsError: an ``ATLASSIAN_QRADAR_*`` variable that cannot be used, named in the message.
     """
-    timezone_name = schedule_timezone or _env("ATLASSIAN_QRADAR_TIMEZONE", "UTC")
-    settle_window = (
-        settle if settle is not None else timedelta(minutes=float(_env("ATLASSIAN_QRADAR_SETTLE_MINUTES", "15")))
+    timezone_name = schedule_timezone or _env_timezone()
+    settle_window = settle if settle is not None else _env_minutes("ATLASSIAN_QRADAR_SETTLE_MINUTES", 15, minimum=0)
+    task_timeout = (
+        execution_timeout
+        if execution_timeout is not None
+        else _env_minutes(
+            "ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES", DEFAULT_EXECUTION_TIMEOUT.total_seconds() / 60, minimum=1
+        )
     )
     first_window = start_date or _env_start_date()
     budget = dict(DEFAULT_REQUESTS_PER_MINUTE)
@@ -116,7 +171,9 @@ def build_audit_dag(
     share = {path: rpm / max_active_runs for path, rpm in budget.items()}
     task_kwargs: dict[str, Any] = {"time_zone": timezone_name}
     if _env("ATLASSIAN_QRADAR_QUERY", ""):
-        task_kwargs["query"] = _env("ATLASSIAN_QRADAR_QUERY", "")
+        # A value from the environment is data, not a template: literal() makes Jinja pass it through untouched
+        # ("{{ conn.x.password }}" must not expand, "tag {{" must not fail the task).
+        task_kwargs["query"] = literal(_env("ATLASSIAN_QRADAR_QUERY", ""))
     task_kwargs.update(operator_kwargs or {})
     doc = DOC_MD.format(
         atlassian_conn_id=atlassian_conn_id,
@@ -124,6 +181,7 @@ def build_audit_dag(
         settle_minutes=round(settle_window.total_seconds() / 60),
         start_date=first_window.isoformat(),
         max_active_runs=max_active_runs,
+        execution_timeout=task_timeout,
     )
     with DAG(
         dag_id=dag_id,
@@ -147,6 +205,7 @@ def build_audit_dag(
             qradar_conn_id=qradar_conn_id,
             settle=settle_window,
             requests_per_minute=share,
+            execution_timeout=task_timeout,
             **task_kwargs,
         )
     return dag

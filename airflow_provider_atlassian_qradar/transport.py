@@ -1036,9 +1036,11 @@ class HttpSender(EventSender):
             return len(lines)
         if status == 413:
             if len(lines) == 1:
+                # One event cannot be split further: every retry would get the same 413.
                 raise QRadarDeliveryError(
                     f"QRadar HTTP Receiver at {self.url} rejected a single event of {len(body)} bytes as too large "
-                    "(413): lower max_frame_bytes or raise the receiver's maximum payload size"
+                    "(413): lower max_frame_bytes or raise the receiver's maximum payload size",
+                    permanent=True,
                 )
             middle = len(lines) // 2
             log.info("HTTP Receiver answered 413 for %d events; splitting the batch in halves", len(lines))

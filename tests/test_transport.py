@@ -509,6 +509,7 @@ class TestHttpSender:
             with self._sender(receiver, certs) as sender, pytest.raises(QRadarDeliveryError) as error:
                 sender.send(make_leef_records(4))
         assert "rejected a single event of 400 bytes as too large (413)" in str(error.value)
+        assert error.value.permanent, "one event cannot be split further: retrying gets the same 413"
 
     def test_400_is_not_retried_and_names_the_status(self, certs):
         with HttpsReceiver(certs.server_cert, certs.server_key, responses=[400]) as receiver:

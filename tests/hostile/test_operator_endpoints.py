@@ -189,3 +189,13 @@ class TestConcurrentRuns:
             receiver.close()
         assert errors == []
         assert len(results) == 2
+
+
+class TestPermanence:
+    def test_a_window_over_max_window_fails_at_once(self, simulator, monkeypatch):
+        conn = {"conn_type": "qradar", "host": "127.0.0.1", "port": 9, "extra": {"protocol": "tcp"}}
+        monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))
+        too_long = operator(window_start=(HOUR - timedelta(days=2)).isoformat(), window_end=HOUR.isoformat())
+        with pytest.raises(AirflowFailException, match="longer than max_window"):
+            too_long.execute({"task_state_store": DictStore()})
+        assert simulator.requests == [], "refused before any request"

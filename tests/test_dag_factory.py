@@ -1,0 +1,77 @@
+"""The DAG factory's environment variables: validated with messages that name them; the query is never a template."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from airflow_provider_atlassian_qradar import dag_factory
+from airflow_provider_atlassian_qradar.dag_factory import build_audit_dag
+
+TASK_ID = "deliver_audit_events"
+
+
+def _task(monkeypatch, **env: str):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return build_audit_dag("factory_test").get_task(TASK_ID)
+
+
+class TestEnvironmentSettings:
+    @pytest.mark.parametrize(
+        ("name", "value", "expected"),
+        [
+            ("ATLASSIAN_QRADAR_START_DATE", "yesterday", "is not an ISO 8601 date or date-time"),
+            ("ATLASSIAN_QRADAR_START_DATE", "P1D", "is a duration or time"),
+            ("ATLASSIAN_QRADAR_SETTLE_MINUTES", "fifteen", "is not a number of minutes >= 0"),
+            ("ATLASSIAN_QRADAR_SETTLE_MINUTES", "-5", "is not a number of minutes >= 0"),
+            ("ATLASSIAN_QRADAR_SETTLE_MINUTES", "nan", "is not a number of minutes >= 0"),
+            ("ATLASSIAN_QRADAR_TIMEZONE", "Mars/Olympus", "is not an IANA time zone name"),
+            ("ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES", "0", "is not a number of minutes >= 1"),
+        ],
+    )
+    def test_a_bad_value_names_the_variable_and_the_expected_form(self, monkeypatch, name, value, expected):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValueError) as error:  # DagSettingsError: a DAG import error naming the variable
+            build_audit_dag("factory_test")
+        assert str(error.value).startswith(f"{name}={value!r}")
+        assert expected in str(error.value)
+        assert type(error.value).__name__ == "DagSettingsError"
+
+    def test_good_values_are_used(self, monkeypatch):
+        task = _task(
+            monkeypatch,
+            ATLASSIAN_QRADAR_START_DATE="2026-11-02",
+            ATLASSIAN_QRADAR_SETTLE_MINUTES="7.5",
+            ATLASSIAN_QRADAR_TIMEZONE="Europe/Berlin",
+        )
+        assert task.settle == timedelta(minutes=7.5)
+        assert task.time_zone == "Europe/Berlin"
+        assert task.dag.start_date.isoformat().startswith("2026-11-02T00:00:00")
+
+
+class TestExecutionTimeout:
+    def test_every_window_task_has_a_time_bound_by_default(self, monkeypatch):
+        assert _task(monkeypatch).execution_timeout == timedelta(hours=2)
+        assert dag_factory.DEFAULT_EXECUTION_TIMEOUT == timedelta(hours=2)
+
+    def test_the_variable_and_the_argument_change_it(self, monkeypatch):
+        assert _task(monkeypatch, ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES="45").execution_timeout == timedelta(
+            minutes=45
+        )
+        dag = build_audit_dag("factory_test", execution_timeout=timedelta(minutes=10))
+        assert dag.get_task(TASK_ID).execution_timeout == timedelta(minutes=10)
+
+
+class TestQueryIsNotATemplate:
+    @pytest.mark.parametrize("query", ["{{ conn.qradar_default.host }}", "tag {{", "{% raw %}x"])
+    def test_the_query_from_the_environment_reaches_the_api_as_written(self, monkeypatch, query):
+        task = _task(monkeypatch, ATLASSIAN_QRADAR_QUERY=query)
+        context = {
+            "conn": {"qradar_default": {"host": "qradar.internal.example"}},
+            "data_interval_start": "2026-11-20T10:00:00+00:00",
+            "data_interval_end": "2026-11-20T11:00:00+00:00",
+        }
+        task.render_template_fields(context)
+        assert task.query == query
