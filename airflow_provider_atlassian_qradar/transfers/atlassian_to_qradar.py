@@ -53,8 +53,18 @@ DEFAULT_MAX_WINDOW = timedelta(days=1)
 DEFAULT_RECONCILE_AFTER = timedelta(hours=24)
 #: Key prefix of the first-read memories in the organization's asset state store (one per window).
 RECONCILE_KEY_PREFIX = "first_read/"
-#: Where the per-window delivery locks live (one small file per window and pair of connections, on this host).
-WINDOW_LOCK_DIR = os.path.join(tempfile.gettempdir(), "airflow-atlassian-qradar-locks")
+#: Environment variable naming the directory of the per-window delivery locks (default: under AIRFLOW_HOME, so
+#: one Airflow installation's tasks on a host share them, and another installation's never block them).
+WINDOW_LOCK_DIR_ENV = "ATLASSIAN_QRADAR_LOCK_DIR"
+
+
+def window_lock_dir() -> str:
+    """The directory of the per-window delivery locks: ``$ATLASSIAN_QRADAR_LOCK_DIR`` or ``$AIRFLOW_HOME/locks``."""
+    explicit = os.environ.get(WINDOW_LOCK_DIR_ENV, "").strip()
+    if explicit:
+        return explicit
+    home = os.environ.get("AIRFLOW_HOME", "").strip() or os.path.join(os.path.expanduser("~"), "airflow")
+    return os.path.join(home, "locks", "atlassian-qradar")
 
 
 def audit_log_asset(atlassian_conn_id: str) -> Asset:
@@ -669,14 +679,16 @@ def _window_lock(atlassian_conn_id: str, qradar_conn_id: str, window: Window) ->
     Two runs of the same window at the same time (a manual run beside the scheduled one, a backfill over a running
     hour) would each deliver everything: QRadar would get the window twice without anyone noticing. The lock is an
     ``flock`` on a file keyed by the window and both connection ids, so it is released by the kernel whatever
-    happens to the process (even SIGKILL). It guards the runs on one host (LocalExecutor, one Celery worker
-    host); it does not see a run on another host. Different windows never wait for each other.
+    happens to the process (even SIGKILL). It guards the runs of one Airflow installation on one host
+    (:func:`window_lock_dir`; LocalExecutor, or one Celery worker host); it does not see a run on another host.
+    Different windows never wait for each other.
 
     :raises AirflowFailException: naming the window and what to do, when another run holds the lock.
     """
     key = hashlib.sha256(f"{atlassian_conn_id}\0{qradar_conn_id}\0{window.label()}".encode()).hexdigest()[:32]
-    os.makedirs(WINDOW_LOCK_DIR, mode=0o700, exist_ok=True)
-    path = os.path.join(WINDOW_LOCK_DIR, f"{key}.lock")
+    directory = window_lock_dir()
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    path = os.path.join(directory, f"{key}.lock")
     handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
