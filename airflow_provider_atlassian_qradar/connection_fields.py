@@ -289,11 +289,14 @@ QRADAR_EXTRAS: tuple[ExtraField, ...] = (
     ),
 )
 
+# The port stays visible: Airflow 3.3.2's Test icon sends an empty port as 0 and then refuses the test ("The host
+# or port to test differs from the stored connection"), so a connection needs one (443; the URL's own port wins).
 ATLASSIAN_FORM: dict[str, Any] = {
-    "hidden_fields": ["schema", "port"],
+    "hidden_fields": ["schema"],
     "relabeling": {"host": "API base URL", "login": "Organization ID", "password": "API key"},
     "placeholders": {
         "host": DEFAULT_ATLASSIAN_BASE_URL,
+        "port": "443 (Airflow's Test button needs a port; a port in the URL wins)",
         "login": "your organization id (admin.atlassian.com > Settings > API keys)",
         "password": "organization API key with scope read:events:admin",
         "extra": '{"page_size": 200, "stream_requests_per_minute": 50}',

@@ -258,8 +258,11 @@ class AirflowServices:
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            response = requests.get(f"{self.api_url}/api/v2/dags/{dag_id}", headers=self._headers(), timeout=10)
-            if response.ok:
+            try:
+                response = requests.get(f"{self.api_url}/api/v2/dags/{dag_id}", headers=self._headers(), timeout=10)
+            except requests.RequestException:  # a busy API server (SQLite locked by the scheduler): ask again
+                response = None
+            if response is not None and response.ok:
                 return
             time.sleep(1)
         raise TimeoutError(f"DAG {dag_id} was not parsed within {timeout} s:\n{self.log_tail('dag-processor')}")
