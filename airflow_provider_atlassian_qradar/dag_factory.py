@@ -6,8 +6,9 @@ code: ``ATLASSIAN_QRADAR_START_DATE`` (ISO date or date-time, UTC if no zone; de
 ``ATLASSIAN_QRADAR_SETTLE_MINUTES`` (wait after each window for late events; default 15),
 ``ATLASSIAN_QRADAR_QUERY`` (optional free-text filter, passed as it is: never rendered as a Jinja template;
 default none: the whole audit log), ``ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES`` (the longest one window's task
-may take, settle wait included; default 120). A value that cannot be used stops the DAG file from loading with an
-error naming the variable and the expected form.
+may take, settle wait included; default 120), ``ATLASSIAN_QRADAR_RECONCILE_AFTER_MINUTES`` (when each window is
+read a second time for late events; default 1440, i.e. 24 h; 0 turns the second read off). A value that cannot
+be used stops the DAG file from loading with an error naming the variable and the expected form.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ except ImportError:  # Airflow 3.1 keeps it in the definitions package only
 
 try:
     from airflow.sdk import CronDataIntervalTimetable
-except ImportError:  # Airflow 3.1 keeps it in core only
-    from airflow.timetables.interval import CronDataIntervalTimetable  # type: ignore[assignment]
+    from airflow.sdk.definitions.timetables.interval import DeltaDataIntervalTimetable
+except ImportError:  # Airflow 3.1 keeps them in core only
+    from airflow.timetables.interval import (  # type: ignore[assignment]
+        CronDataIntervalTimetable,
+        DeltaDataIntervalTimetable,
+    )
 
 from airflow_provider_atlassian_qradar.hooks.atlassian import DEFAULT_REQUESTS_PER_MINUTE
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
@@ -59,6 +64,8 @@ QRadar once, as a LEEF 2.0 line, over the transport of the `{qradar_conn_id}` co
   any range later, use **Trigger → Backfill** in this DAG's page (or `airflow backfill create`): pick the
   dates, and "All Runs" to re-deliver hours that already succeeded. Hours older than Atlassian's 180-day
   retention succeed without sending anything.
+* **Late events**: each run also reads once more the hour that ended {reconcile_hours} h earlier and sends the
+  events that became visible in the API after that hour was first read (the XCom summary's `reconcile` part).
 * **Retries** resume after the last delivered page (Airflow 3.3+), so QRadar gets at most one page twice.
 * **Time bound**: one window's task may take at most {execution_timeout} (settle wait included); then it fails
   and its retry resumes from the checkpoint. Change it with `ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES`.
@@ -135,6 +142,8 @@ def build_audit_dag(
     tags: list[str] | None = None,
     operator_kwargs: Mapping[str, Any] | None = None,
     execution_timeout: timedelta | None = None,
+    reconcile_after: timedelta | None = None,
+    window: timedelta = timedelta(hours=1),
 ) -> DAG:
     """Return the hourly DAG that delivers one organization's audit log to QRadar.
 
@@ -151,6 +160,11 @@ def build_audit_dag(
     :param tags: DAG tags.
     :param operator_kwargs: extra arguments for :class:`AtlassianAuditLogToQRadarOperator` (filters, archive_path,
         log_source_identifier, max_frame_bytes, ...).
+    :param reconcile_after: each run also re-reads the window that ended this long before its own and sends the
+        events that appeared since (late events); default ``ATLASSIAN_QRADAR_RECONCILE_AFTER_MINUTES`` or 24 h;
+        ``timedelta(0)`` turns it off.
+    :param window: the length of each run's window. The default, one hour, is aligned to the hour in
+        ``schedule_timezone``; any other length is counted from ``start_date`` (tests use seconds).
     :param execution_timeout: the longest one window's task may take, settle wait included; default
         ``ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES`` or 2 hours. It bounds a window whose endpoints hang; the
         task retry resumes from the checkpoint.
@@ -166,10 +180,15 @@ def build_audit_dag(
         )
     )
     first_window = start_date or _env_start_date()
+    second_read = (
+        reconcile_after
+        if reconcile_after is not None
+        else _env_minutes("ATLASSIAN_QRADAR_RECONCILE_AFTER_MINUTES", 1440, minimum=0)
+    )
     budget = dict(DEFAULT_REQUESTS_PER_MINUTE)
     budget.update(requests_per_minute or {})
     share = {path: rpm / max_active_runs for path, rpm in budget.items()}
-    task_kwargs: dict[str, Any] = {"time_zone": timezone_name}
+    task_kwargs: dict[str, Any] = {"time_zone": timezone_name, "reconcile_after": second_read or None}
     if _env("ATLASSIAN_QRADAR_QUERY", ""):
         # A value from the environment is data, not a template: literal() makes Jinja pass it through untouched
         # ("{{ conn.x.password }}" must not expand, "tag {{" must not fail the task).
@@ -182,10 +201,18 @@ def build_audit_dag(
         start_date=first_window.isoformat(),
         max_active_runs=max_active_runs,
         execution_timeout=task_timeout,
+        reconcile_hours=round(second_read.total_seconds() / 3600, 1),
     )
+    if second_read <= timedelta(0):
+        doc = doc.replace("* **Late events**", "* **Late events** (turned off here)")
+    hourly = window == timedelta(hours=1)
     with DAG(
         dag_id=dag_id,
-        schedule=CronDataIntervalTimetable("0 * * * *", timezone=timezone_name),
+        schedule=(
+            CronDataIntervalTimetable("0 * * * *", timezone=timezone_name)
+            if hourly
+            else DeltaDataIntervalTimetable(window)
+        ),
         start_date=first_window,
         catchup=catchup,
         max_active_runs=max_active_runs,
