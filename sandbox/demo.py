@@ -90,7 +90,7 @@ def _wait_with_progress(services: AirflowServices, total: int, timeout: float) -
     raise TimeoutError(f"only {shown}/{total} windows finished in {timeout:.0f} s; see {services.home.path}")
 
 
-def run(windows: int, ui: bool, port: int, workdir: Path = DEMO_DIR) -> int:
+def run(windows: int, ui: bool, port: int, workdir: Path = DEMO_DIR, filter_clock: str = "time") -> int:
     """Run the demo; return the process exit code."""
     real = all(os.environ.get(f"AIRFLOW_CONN_{name}") for name in ("ATLASSIAN_ADMIN_DEFAULT", "QRADAR_DEFAULT"))
     if workdir.exists():
@@ -119,10 +119,14 @@ def run(windows: int, ui: bool, port: int, workdir: Path = DEMO_DIR) -> int:
                 seed=7,
                 hostile_ratio=0.02,
                 processing_lag_max_seconds=30,
+                filter_clock=filter_clock,
             )
             sim = stack.enter_context(run_in_thread(config))
             receiver_port, received, receiver_name = _start_receiver(stack, received)
-            print(f"Atlassian API simulator: {sim.base_url} ({sim.event_count} events over 3 days)")
+            print(
+                f"Atlassian API simulator: {sim.base_url} ({sim.event_count} events over 3 days; from/to filter on "
+                f"{'event time' if filter_clock == 'time' else 'processedAt'})"
+            )
             print(f"QRadar stand-in: {receiver_name} on 127.0.0.1:{receiver_port} -> {received}")
             env["AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT"] = json.dumps(
                 {"conn_type": "atlassian_admin", "host": sim.base_url, "login": "demo-org", "password": api_key}
@@ -163,7 +167,7 @@ def _report(
     last_end: datetime,
 ) -> bool:
     runs = sorted(runs, key=lambda r: r["data_interval_start"])
-    print(f"\n{'window (UTC)':<35} {'state':<8} {'fetched':>8} {'delivered':>10} {'seconds':>8}")
+    print(f"\n{'window (UTC)':<35} {'state':<8} {'fetched':>8} {'delivered':>10} {'seconds':>8}  filter clock")
     all_success = True
     for run in runs:
         summary = _xcom_summary(services, run["dag_run_id"])
@@ -172,7 +176,7 @@ def _report(
         all_success &= run["state"] == "success"
         print(
             f"{start + ' - ' + end:<35} {run['state']:<8} {summary.get('fetched', '-'):>8} "
-            f"{summary.get('sent', '-'):>10} {summary.get('seconds', '-'):>8}"
+            f"{summary.get('sent', '-'):>10} {summary.get('seconds', '-'):>8}  {summary.get('filter_clock', '-')}"
         )
     if sim is None:
         print("\nreal services: no ground truth to compare with; check QRadar's Log Activity for the events")
@@ -201,6 +205,12 @@ def main() -> None:
     parser.add_argument("--ui", action="store_true", help="keep Airflow running and print the UI login")
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8080")))
     parser.add_argument("--workdir", type=Path, default=DEMO_DIR, help="scratch folder, wiped first (default .demo)")
+    parser.add_argument(
+        "--filter-clock",
+        choices=("time", "processed"),
+        default=os.environ.get("DEMO_FILTER_CLOCK", "time"),
+        help="which clock the simulated API's from/to filter on (Atlassian does not document it)",
+    )
     args = parser.parse_args()
 
     def stop(signum: int, frame: Any) -> None:
@@ -211,7 +221,7 @@ def main() -> None:
     # keeps; Ctrl-C / kill -INT must still stop everything.
     signal.signal(signal.SIGINT, stop)
     try:
-        sys.exit(run(args.windows, args.ui, _port(args.port), args.workdir.resolve()))
+        sys.exit(run(args.windows, args.ui, _port(args.port), args.workdir.resolve(), args.filter_clock))
     except KeyboardInterrupt:
         print("stopped; everything the demo started is gone", flush=True)
         sys.exit(130)

@@ -50,9 +50,9 @@ def processes_using(path: str) -> list[psutil.Process]:
 
 
 class TestDemo:
-    def test_finite_mode_passes_against_ground_truth(self, tmp_path):
+    def test_finite_mode_passes_against_ground_truth(self, tmp_path, filter_clock):
         result = subprocess.run(
-            demo_command(tmp_path, "--windows", "2"),
+            demo_command(tmp_path, "--windows", "2", "--filter-clock", filter_clock),
             cwd=REPO_ROOT,
             env=demo_env(),
             capture_output=True,
@@ -64,6 +64,8 @@ class TestDemo:
         assert "DEMO PASSED" in result.stdout
         assert "windows done: 2/2" in result.stdout
         assert "missing 0; duplicated 0; unexpected 0" in result.stdout
+        # Each window's row names the clock its data showed (a quiet hour may show 'unknown').
+        assert f" {filter_clock}\n" in result.stdout, result.stdout[-3000:]
         assert not processes_using(str(tmp_path / "demo"))
 
     def test_ui_mode_prints_a_working_login_and_ctrl_c_stops_everything(self, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -581,6 +582,71 @@ class TestRetentionAndVisibility:
         assert len(events) == len(generate_events(sim.config)) > 0
         latest = max(event["attributes"]["processedAt"] for event in events)
         assert datetime.fromisoformat(latest.replace("Z", "+00:00")) > datetime.now(timezone.utc)
+
+
+class TestFilterClockAndLateTail:
+    def test_processed_clock_filters_on_processed_at(self, start_sim: StartSim, http: requests.Session) -> None:
+        base = ms(datetime.now(timezone.utc) - timedelta(hours=3))
+        extras = (
+            # happened before the window, processed inside it: returned under "processed" only
+            explicit_event("early-in", iso_ms(base - 5000), iso_ms(base + 10)),
+            # happened inside, processed after: returned under "time" only
+            explicit_event("in-late", iso_ms(base + 500), iso_ms(base + 5000)),
+            explicit_event("both-in", iso_ms(base + 100), iso_ms(base + 200)),
+        )
+        window = {"from": base, "to": base + 1000}
+        by_clock = {}
+        for clock in ("time", "processed"):
+            sim = start_sim(events_per_hour=0, extra_events=extras, filter_clock=clock)
+            by_clock[clock] = sorted(event["id"] for event in walk_stream(http, sim, **window)[0])
+            start = datetime.fromtimestamp(base / 1000, timezone.utc)
+            assert sorted(sim.ground_truth(start, start + timedelta(milliseconds=1001))) == by_clock[clock]
+            # /events has no processedAt and keeps filtering on event time
+            listed = http.get(events_url(sim), params=window).json()["data"]
+            assert sorted(event["id"] for event in listed) == ["both-in", "in-late"]
+        assert by_clock == {"time": ["both-in", "in-late"], "processed": ["both-in", "early-in"]}
+
+    def test_processed_clock_tiles_the_log(self, start_sim: StartSim, http: requests.Session) -> None:
+        sim = start_sim(filter_clock="processed", processing_lag_max_seconds=1800)
+        cuts = [sim.config.start + timedelta(minutes=37 * i) for i in range(9)]
+        seen: list[str] = []
+        for start, end in itertools.pairwise(cuts):
+            seen += [e["id"] for e in walk_stream(http, sim, **{"from": ms(start), "to": ms(end) - 1})[0]]
+        assert len(seen) == len(set(seen))
+        assert set(seen) == set(sim.ground_truth(cuts[0], cuts[-1]))
+
+    def test_late_tail_changes_only_when_switched_on(self) -> None:
+        window = {"start": FIXED_START, "end": FIXED_START + timedelta(hours=4)}
+        plain = generate_events(make_config(**window))
+        assert generate_events(make_config(late_fraction=0.0, **window)) == plain
+        tailed = generate_events(make_config(late_fraction=0.2, late_lag_seconds=(7200, 9000), **window))
+        lags = [
+            (
+                datetime.fromisoformat(e["attributes"]["processedAt"].replace("Z", "+00:00"))
+                - datetime.fromisoformat(e["attributes"]["time"].replace("Z", "+00:00"))
+            ).total_seconds()
+            for e in tailed
+        ]
+        late = [lag for lag in lags if lag >= 7200]
+        assert 0.1 < len(late) / len(lags) < 0.3
+        assert all(lag <= 9000 + 1 for lag in late) and all(lag <= 601 for lag in lags if lag < 7200)
+
+    def test_visibility_delay_hides_just_processed_events(self, start_sim: StartSim, http: requests.Session) -> None:
+        now = datetime.now(timezone.utc)
+        recent = explicit_event(
+            "recent", iso_ms(ms(now - timedelta(seconds=30))), iso_ms(ms(now - timedelta(seconds=5)))
+        )
+        older = explicit_event("older", iso_ms(ms(now - timedelta(minutes=5))), iso_ms(ms(now - timedelta(minutes=2))))
+        sim = start_sim(events_per_hour=0, extra_events=(recent, older), visibility_delay_seconds=60)
+        assert [event["id"] for event in walk_stream(http, sim)[0]] == ["older"]
+
+    def test_config_rejects_unknown_clock_and_bad_tail(self) -> None:
+        with pytest.raises(ValueError, match="filter_clock"):
+            make_config(filter_clock="wall")
+        with pytest.raises(ValueError, match="late_fraction"):
+            make_config(late_fraction=1.5)
+        with pytest.raises(ValueError, match="late_lag_seconds"):
+            make_config(late_lag_seconds=(10, 5))
 
 
 class TestCli:
