@@ -55,6 +55,12 @@ def _backfill(quick: bool) -> dict[str, Any]:
     return backfill.run(windows=3, events_per_hour=100) if quick else backfill.run()
 
 
+def _reconcile(quick: bool) -> dict[str, Any]:
+    from bench import reconcile
+
+    return reconcile.run((100, 1_000)) if quick else reconcile.run()
+
+
 #: Measures in report order: name -> runner(quick).
 MEASURES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "encoder": _encoder,
@@ -62,6 +68,7 @@ MEASURES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "pipeline": _pipeline,
     "api_efficiency": _api_efficiency,
     "backfill": _backfill,
+    "reconcile": _reconcile,
 }
 
 

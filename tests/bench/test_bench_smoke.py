@@ -20,7 +20,9 @@ from tests.receivers.syslog_ng import require_syslog_ng
 def quick_report(tmp_path_factory):
     require_syslog_ng()
     output = tmp_path_factory.mktemp("bench")
-    status = bench_main.main(["--quick", "--only", "encoder,sender,pipeline,api_efficiency", "--output", str(output)])
+    status = bench_main.main(
+        ["--quick", "--only", "encoder,sender,pipeline,api_efficiency,reconcile", "--output", str(output)]
+    )
     return status, json.loads((output / "BENCHMARKS.json").read_text()), (output / "BENCHMARKS.md").read_text()
 
 
@@ -28,7 +30,7 @@ class TestQuickRun:
     def test_every_selected_measure_ran_without_error(self, quick_report):
         status, results, _ = quick_report
         assert status == 0
-        assert set(results["measures"]) == {"encoder", "sender", "pipeline", "api_efficiency"}
+        assert set(results["measures"]) == {"encoder", "sender", "pipeline", "api_efficiency", "reconcile"}
         assert not [name for name, result in results["measures"].items() if "error" in result]
 
     def test_encoder_and_sender_counted_every_event(self, quick_report):
@@ -75,3 +77,14 @@ class TestConnectorReplay:
         # 50 calls pass the 50/min limit, the 51st is refused and the workflow gives up (no retry).
         assert result["aborted_on"] == 429 and result["rate_limited"] == 1
         assert result["events"] == api_efficiency.STREAM_LIMIT_PER_MINUTE * api_efficiency.CONNECTOR_EVENTS_PER_FETCH
+
+
+class TestReconcileMeasure:
+    def test_second_reads_deliver_exactly_once_and_cost_nothing_under_processed(self, quick_report):
+        _, results, markdown = quick_report
+        reconcile = results["measures"]["reconcile"]
+        assert reconcile["all_exactly_once"]
+        assert reconcile["max_second_read_requests"]["processed"] == 0
+        assert {row["clock"] for row in reconcile["rows"]} == {"time", "processed"}
+        assert any(row["late_found"] > 0 for row in reconcile["rows"] if row["clock"] == "time")
+        assert "6. Second read (late events)" in markdown
