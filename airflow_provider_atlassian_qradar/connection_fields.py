@@ -74,7 +74,12 @@ class ExtraField:
             schema["format"] = "password"
         description = self.description
         if self.default is not None:
-            shown = str(self.default).lower() if isinstance(self.default, bool) else str(self.default)
+            if isinstance(self.default, bool):
+                shown = str(self.default).lower()
+            elif isinstance(self.default, float):
+                shown = f"{self.default:g}"  # 10, not 10.0
+            else:
+                shown = str(self.default)
             description = f"{description} Default {shown}."
         return {"label": self.label, "description": description, "schema": schema}
 

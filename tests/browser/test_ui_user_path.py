@@ -193,8 +193,17 @@ def log_in(browser: Browser) -> None:
     browser.wait(lambda d: "/auth/login" not in d.current_url, "the login to finish")
 
 
-def add_connection(browser: Browser, conn_id: str, type_name: str, fields: dict[str, str]) -> None:
-    """Admin -> Connections -> Add Connection; fill the standard fields, keep every extra's default; Save."""
+def add_connection(
+    browser: Browser,
+    conn_id: str,
+    type_name: str,
+    fields: dict[str, str],
+    check_form: Callable[[Browser], None] | None = None,
+) -> None:
+    """Admin -> Connections -> Add Connection; fill the standard fields, keep every extra's default; Save.
+
+    :param check_form: called with the form open and its Extra Fields section expanded, before Save.
+    """
     from selenium.webdriver.common.keys import Keys
 
     browser.step(f"Admin -> Connections -> Add Connection: {conn_id} ({type_name})")
@@ -209,11 +218,26 @@ def add_connection(browser: Browser, conn_id: str, type_name: str, fields: dict[
         f"the connection type {type_name!r} in the list (is the provider installed?)",
     )
     type_box.send_keys(Keys.ENTER)
-    browser.element("xpath", "//button[normalize-space()='Extra Fields']", "the Extra Fields section")
     for name, value in fields.items():
         browser.type_into(name, value)
+    if check_form is not None:  # opening Extra Fields folds Standard Fields away: they are filled by now
+        browser.element("xpath", "//button[normalize-space()='Extra Fields']", "the Extra Fields section").click()
+        check_form(browser)
     browser.button("Save", within="//div[@role='dialog']").click()
     browser.wait(lambda d: not d.find_elements("name", "connection_id"), f"the {conn_id} form to close after Save")
+
+
+def qradar_form_shows_the_defaults(browser: Browser) -> None:
+    """The dropdowns show the hook's defaults (not "null") and the receipt switch is ON, as the hook behaves."""
+    browser.step("check the QRadar form's Extra Fields show the real defaults")
+    shown = {}
+    for name in ("protocol", "framing", "syslog_format"):
+        dropdown = browser.element("id", f"element_{name}", f"the {name} dropdown")
+        shown[name] = dropdown.text.strip()
+    assert shown == {"protocol": "tcp", "framing": "lf", "syslog_format": "rfc5424"}, shown
+    switch = browser.driver.find_element("name", "element_confirm_delivery")
+    assert switch.is_selected(), "the Receipt per page switch must show its default, ON"
+    assert browser.driver.find_element("name", "element_max_frame_bytes").get_attribute("value") == "4096"
 
 
 def press_test(browser: Browser, conn_id: str) -> dict[str, Any]:
@@ -275,7 +299,13 @@ def test_new_user_path_in_the_browser(browser: Browser, stack: dict[str, Any]) -
     browser.base_url = services.api_url
     log_in(browser)
 
-    add_connection(browser, "qradar_default", "IBM QRadar", {"host": "127.0.0.1", "port": str(receiver.port)})
+    add_connection(
+        browser,
+        "qradar_default",
+        "IBM QRadar",
+        {"host": "127.0.0.1", "port": str(receiver.port)},
+        check_form=qradar_form_shows_the_defaults,
+    )
     add_connection(
         browser,
         "atlassian_admin_default",
