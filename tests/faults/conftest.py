@@ -15,8 +15,9 @@ from tests.faults.scenarios import AirflowArtifacts, Row, format_table, run_sigk
 from tests.receivers.certs import CertBundle, generate_certs
 from tests.receivers.syslog_ng import require_syslog_ng
 
-#: A key nobody would type by accident: the secrets test searches every output for it.
-RECOGNIZABLE_API_KEY = "FAULTS-SECRET-atlassian-api-key-5e8d0c7b"
+#: A key nobody would type by accident: the secrets test searches every output for it, in every form (its
+#: '+', '/' and '=' make the URL-encoded and base64 forms differ from the raw key).
+RECOGNIZABLE_API_KEY = "FAULTS-SECRET+atlassian/api=key-5e8d0c7b"
 
 _ROWS: list[Row] = []
 

@@ -31,10 +31,23 @@ from typing import Any
 from unittest import mock
 
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
+from airflow_provider_atlassian_qradar.http_guard import SecretScrubber
 from airflow_provider_atlassian_qradar.leef import is_schema_key, parse_leef
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from sandbox.atlassian_sim import Simulator, SimulatorConfig, run_in_thread
 from sandbox.syslog_ng import SyslogNg
+from tests.hostile.servers import (
+    Behaviour,
+    HostileApi,
+    StallingReceiver,
+    echo_authorization,
+    gzip_answer,
+    gzip_bomb,
+    huge_body,
+    json_answer,
+    redirect,
+    trickle,
+)
 from tests.receivers.certs import CLIENT_KEY_PASSPHRASE, CertBundle
 from tests.receivers.https_receiver import HttpsReceiver
 
@@ -65,8 +78,12 @@ class Secrets:
         return cls(api_key, certs.client_key_encrypted.read_text(), CLIENT_KEY_PASSPHRASE)
 
     def needles(self) -> dict[str, str]:
-        """Name -> text that must never appear anywhere: the key, the passphrase and the key's base64 lines."""
+        """Name -> text that must never appear anywhere: the key in every form (raw, repr/JSON-escaped,
+        URL-encoded, base64, base64 of its header), the passphrase and the client key's base64 lines."""
         found = {"api_key": self.api_key}
+        for index, form in enumerate(SecretScrubber(self.api_key).forms):
+            if form != self.api_key:
+                found[f"api_key_form_{index}"] = form
         if self.passphrase:
             found["key_passphrase"] = self.passphrase
         body = [line for line in self.client_key_pem.splitlines() if line and not line.startswith("-----")]
@@ -89,6 +106,9 @@ class Receiver:
         self.server_cert = server_cert
         self.http_responses: list[int] = []
         self.max_body_bytes: int | None = None
+        #: a QRadar stand-in that accepts connections but does not read them until healed (tcp only)
+        self.stalling: StallingReceiver | None = None
+        self.stalls = False
         self._syslog: list[SyslogNg] = []
         self._http: HttpsReceiver | None = None
         self._timers: list[threading.Timer] = []
@@ -102,6 +122,9 @@ class Receiver:
 
     def start(self) -> None:
         """Start a new receiver process/server (a new port)."""
+        if self.stalls:
+            self.stalling = StallingReceiver()
+            return
         if self.transport in ("tcp", "tls"):
             cert, key = self._cert_pair()
             options: dict[str, Any] = {}
@@ -127,6 +150,8 @@ class Receiver:
 
     @property
     def port(self) -> int:
+        if self.stalling is not None:
+            return self.stalling.port
         return self.syslog.port if self.transport in ("tcp", "tls") else self.http.port
 
     def stop(self) -> None:
@@ -160,9 +185,16 @@ class Receiver:
             receiver.stop()
         if self._http is not None:
             self._http.stop()
+        if self.stalling is not None:
+            self.stalling.close()
 
     def leef_lines(self, expected: int, timeout: float = 60.0) -> list[str]:
         """Every line received by every receiver of this scenario; waits up to ``timeout`` for ``expected``."""
+        if self.stalling is not None:
+            deadline = time.monotonic() + timeout
+            while len(self.stalling.lines(settle=0.2)) < expected and time.monotonic() < deadline:
+                pass
+            return self.stalling.lines()
         if self.transport in ("tcp", "tls"):
             lines: list[str] = []
             for index, receiver in enumerate(self._syslog):
@@ -185,15 +217,22 @@ class Env:
     atlassian_extra: dict[str, Any]
     qradar_extra: dict[str, Any]
     timers: list[threading.Timer] = field(default_factory=list)
+    #: a hostile server in front of the simulator (the connection host points at it while it is set)
+    front: HostileApi | None = None
+    front_enabled: bool = True
+    #: Atlassian connection fields that differ from the working ones (host, login, password suffix)
+    atlassian_fields: dict[str, str] = field(default_factory=dict)
 
     def publish_connections(self) -> None:
         """(Re)write the two connections as ``AIRFLOW_CONN_*`` variables, from the current settings."""
+        fields = self.atlassian_fields
         os.environ["AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT"] = json.dumps(
             {
                 "conn_type": "atlassian_admin",
-                "host": self.sim.base_url,
-                "login": ORG,
-                "password": self.secrets.api_key,
+                "host": fields.get("host")
+                or (self.front.base_url if self.front and self.front_enabled else self.sim.base_url),
+                "login": fields.get("login", ORG),
+                "password": self.secrets.api_key + fields.get("password_suffix", ""),
                 "extra": {"stream_requests_per_minute": 0, "page_size": PAGE_SIZE, **self.atlassian_extra},
             }
         )
@@ -263,6 +302,9 @@ class Scenario:
     http_responses: tuple[int, ...] = ()
     max_body_bytes: int | None = None
     known_defect: str | None = None
+    front: Callable[[], dict[int, Behaviour]] | None = None
+    atlassian_fields: Mapping[str, str] = field(default_factory=dict)
+    stalling_receiver: bool = False
 
     @property
     def duplicate_bound(self) -> int:
@@ -369,6 +411,34 @@ def _api_503_and_receiver_restart(env: Env) -> None:
 
 def _malformed_then_odd_pages(env: Env) -> None:
     env.sim.faults.update(malformed_json=1, repeat_previous_page=1, empty_page_with_cursor=1, reject_cursor=1)
+
+
+def _working_connection(env: Env) -> None:
+    """The fix of a hostile-endpoint row: point the connection at the real API again, with the right fields."""
+    env.front_enabled = False
+    env.atlassian_fields.clear()
+    env.publish_connections()
+
+
+def _heal_receiver(env: Env) -> None:
+    assert env.receiver.stalling is not None
+    env.receiver.stalling.heal()
+
+
+def _raise_body_limit(env: Env) -> None:
+    env.receiver.stop()
+    env.receiver.max_body_bytes = None
+    env.receiver.start()
+    env.publish_connections()
+
+
+#: The hostile front's request numbers: 1 is /event-actions, 2 the first page, 3 the second page.
+SECOND_PAGE = 3
+
+
+def _front(behaviour: Callable[[], Behaviour], *, times: int = 1) -> Callable[[], dict[int, Behaviour]]:
+    """A front script that answers the second page's request (and the next ``times - 1``) with ``behaviour``."""
+    return lambda: {SECOND_PAGE + index: behaviour() for index in range(times)}
 
 
 PERSISTENT = 10**6
@@ -520,7 +590,119 @@ SCENARIOS: tuple[Scenario, ...] = (
         "Combined",
         mid_window=_api_503_and_receiver_restart,
     ),
+    # Hostile and broken endpoints (issue 13): real loopback servers of our own, in front of the simulator.
+    Scenario(
+        "API key with a trailing newline",
+        "Hostile",
+        expect="failed",
+        atlassian_fields={"password_suffix": "\n"},
+        fix=_working_connection,
+        message=(r"the API key \(password field\) has leading or trailing whitespace", r"paste it again"),
+    ),
+    Scenario(
+        "API host plain http, not loopback",
+        "Hostile",
+        expect="failed",
+        atlassian_fields={"host": "http://audit-proxy.example.com"},
+        fix=_working_connection,
+        message=(r"is plain http to a host that is not loopback", r'"allow_insecure_http": true'),
+    ),
+    Scenario(
+        "API org id with ../",
+        "Hostile",
+        expect="failed",
+        atlassian_fields={"login": "../other-org"},
+        fix=_working_connection,
+        message=(r"the Organization ID \(login field\) '\.\./other-org' is not an organization id",),
+    ),
+    Scenario(
+        "API answers 302 to another origin",
+        "Hostile",
+        expect="failed",
+        front=_front(lambda: redirect("https://evil.example.net/admin/v1/orgs/x/events-stream?cursor=1")),
+        fix=_working_connection,
+        message=(r"302 redirecting to https://evil\.example\.net: API calls never follow redirects",),
+    ),
+    Scenario(
+        "API gzip bomb (1 MB -> 1 GiB)",
+        "Hostile",
+        expect="failed",
+        front=_front(lambda: gzip_answer(gzip_bomb(1 << 30), already_compressed=True)),
+        fix=_working_connection,
+        message=(r"decompresses to more than 33,554,432 bytes", r"'max_response_bytes'"),
+    ),
+    Scenario(
+        "API 50 MiB body",
+        "Hostile",
+        expect="failed",
+        front=_front(lambda: huge_body(50 * 1024 * 1024, declared=False)),
+        fix=_working_connection,
+        message=(r"is more than 33,554,432 bytes",),
+    ),
+    Scenario(
+        "API trickling 1 byte / 3 s (headers), 2 s deadline",
+        "Hostile",
+        atlassian_extra={"request_deadline": 2, "timeout": 10},
+        front=_front(lambda: trickle("headers", 3.0, threading.Event())),
+    ),
+    Scenario(
+        "API trickling 1 byte / 3 s (body), 2 s deadline",
+        "Hostile",
+        atlassian_extra={"request_deadline": 2, "timeout": 10},
+        front=_front(lambda: trickle("body", 3.0, threading.Event())),
+    ),
+    Scenario(
+        "API echoing the key in a 401 body",
+        "Hostile",
+        expect="failed",
+        front=_front(lambda: echo_authorization(401)),
+        fix=_working_connection,
+        message=(r"Atlassian returned 401 ADMIN-401-1", r"\*\*\*"),
+    ),
+    Scenario(
+        "API echoing the key in 500 bodies x2",
+        "Hostile",
+        front=_front(lambda: echo_authorization(500), times=2),
+    ),
+    Scenario(
+        "429 with negative, NaN and past-reset hints",
+        "Hostile",
+        front=lambda: {
+            SECOND_PAGE: json_answer(429, {}, {"Retry-After": "-5"}),
+            SECOND_PAGE + 1: json_answer(429, {}, {"Retry-After": "nan"}),
+            SECOND_PAGE + 2: json_answer(429, {}, {"X-RateLimit-Reset": "2020-01-01T00:00:00Z"}),
+        },
+    ),
+    Scenario(
+        "429 with Retry-After as an HTTP date ending -0000",
+        "Hostile",
+        front=lambda: {SECOND_PAGE: json_answer(429, {}, {"Retry-After": _http_date_in(2.0)})},
+    ),
+    Scenario(
+        "receiver accepts TCP but stops reading",
+        "Hostile",
+        stalling_receiver=True,
+        qradar_extra={"write_timeout": 1, "max_reconnects": 1},
+        between_attempts=_heal_receiver,
+    ),
+    Scenario(
+        "HTTP Receiver 413 for a single event",
+        "Hostile",
+        transport="http",
+        expect="failed",
+        max_body_bytes=200,
+        fix=_raise_body_limit,
+        message=(r"rejected a single event of \d+ bytes as too large \(413\)", r"lower max_frame_bytes"),
+    ),
 )
+
+
+def _http_date_in(seconds: float) -> str:
+    """An HTTP date ``seconds`` from now, written from a naive datetime (so it ends ``-0000``)."""
+    import email.utils
+
+    return email.utils.format_datetime(datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=seconds))
+
 
 SIGKILL_SCENARIO = "task process SIGKILLed mid-window, retried by Airflow"
 
@@ -720,6 +902,7 @@ def run_scenario(
     receiver = Receiver(scenario.transport, workdir, certs, scenario.server_cert)
     receiver.http_responses = list(scenario.http_responses)
     receiver.max_body_bytes = scenario.max_body_bytes
+    receiver.stalls = scenario.stalling_receiver
     store = DictStore()
     operator_kwargs: dict[str, Any] = {"archive_path": archive_path} if archive_path else {}
 
@@ -735,6 +918,9 @@ def run_scenario(
         run_in_thread(config) as sim,
     ):
         env = Env(sim, receiver, secrets, certs, dict(scenario.atlassian_extra), dict(scenario.qradar_extra))
+        env.atlassian_fields.update(scenario.atlassian_fields)
+        if scenario.front is not None:
+            env.front = HostileApi(scenario.front(), upstream=sim.base_url).__enter__()
         if not scenario.trusted_ca:
             env.qradar_extra["ca_cert"] = str(certs.other_ca_cert)
         try:
@@ -782,6 +968,8 @@ def run_scenario(
             for timer in env.timers:
                 timer.cancel()
             receiver.close()
+            if env.front is not None:
+                env.front.__exit__(None, None, None)
     row.malformed, row.unknown, row.forged_keys = got.malformed, got.unknown, got.forged_keys
     if summary is not None or row.after_fix == "success":
         row.missing, row.duplicates = got.missing, got.duplicates

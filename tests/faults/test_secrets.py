@@ -34,6 +34,10 @@ SECRET_SCENARIOS = (
     "TLS certificate not matching the host",
     "TLS certificate untrusted (other CA)",
     "HTTPS Receiver certificate untrusted",
+    "API key with a trailing newline",
+    "API answers 302 to another origin",
+    "API echoing the key in a 401 body",
+    "API echoing the key in 500 bodies x2",
 )
 
 
