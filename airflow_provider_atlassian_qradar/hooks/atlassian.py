@@ -592,7 +592,7 @@ class AtlassianAuditLogHook(BaseHook):
             if error_body:
                 return b""  # an oversized error page: the status alone is the message
             raise AtlassianApiError(
-                f"Atlassian answered {response.url.split('?')[0]} with a body that {err}"
+                f"Atlassian answered {response.url.split('?')[0]}: {err}"
                 f"{' (a compression bomb?)' if err.compressed else ''}; a page of {self.page_size} events is far "
                 "smaller, so this is not the API talking: check the connection host and any proxy in between. "
                 "The connection extra 'max_response_bytes' sets the cap",
