@@ -43,7 +43,7 @@ DEFAULT_START_DATE = "2026-11-01T00:00:00+00:00"
 DEFAULT_MAX_ACTIVE_RUNS = 4
 #: The longest one window's task may take (settle wait, delivery, reconciliation). A window that needs more (a
 #: huge backlog hour) times out, and the retry resumes from its checkpoint, so progress is never lost.
-DEFAULT_EXECUTION_TIMEOUT = timedelta(hours=2)
+DEFAULT_EXECUTION_TIMEOUT: timedelta = timedelta(hours=2)
 
 
 class DagSettingsError(ValueError):
