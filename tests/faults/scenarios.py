@@ -988,6 +988,8 @@ def _judge(scenario: Scenario, row: Row, got: Tally, truth_size: int) -> None:
     if scenario.expect == "failed":
         if row.outcome.startswith("success"):
             problems.append("expected a failure that names the cause and the fix, but the task succeeded")
+        elif row.attempts != 1:
+            problems.append(f"a fault no retry can fix must fail at once, not after {row.attempts} attempts")
         for pattern in scenario.message:
             if not re.search(pattern, row.message):
                 problems.append(f"failure message lacks /{pattern}/: {row.message[:300]}")
