@@ -31,6 +31,7 @@ try:
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
+from airflow_provider_atlassian_qradar import metrics
 from airflow_provider_atlassian_qradar.connection_fields import ConnectionConfigError
 from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError, AtlassianAuditLogHook
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
@@ -187,7 +188,9 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                 window,
                 RETENTION.days,
             )
-            return self._summary(window, fetched=0, sent=0, started=time.monotonic(), stats=None, note="retention")
+            summary = self._summary(window, fetched=0, sent=0, started=time.monotonic(), stats=None, note="retention")
+            self._emit_metrics(context, summary, newest_processed_ms=None)
+            return summary
         ready_at = window.end + self.settle
         if now < ready_at:
             wait = (ready_at - now).total_seconds()
@@ -262,17 +265,20 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             org_id=org_id,
         )
         memories = _ReconcileStore.open(context, self.atlassian_conn_id, self.log) if self._reconciles() else None
+        newest = _NewestProcessed()
         with qradar.get_sender() as sender:
             if checkpoint and checkpoint.get("phase") == "reconcile":
                 # An earlier attempt delivered this window and failed while reconciling the older one.
                 summary = dict(checkpoint["summary"])
                 self.log.info("window %s was delivered by an earlier attempt; only reconciling", window)
             else:
-                summary = self._first_read(window, atlassian, sender, leef, store, checkpoint, memories, started)
+                summary = self._first_read(
+                    window, atlassian, sender, leef, store, checkpoint, memories, started, newest
+                )
                 if memories is not None and store is not None:
                     store.set(CHECKPOINT_KEY, {"window": window.label(), "phase": "reconcile", "summary": summary})
             if memories is not None:
-                summary["reconcile"] = self._second_read(window, atlassian, sender, leef, memories)
+                summary["reconcile"] = self._second_read(window, atlassian, sender, leef, memories, newest)
             summary["sender_reconnects"] = getattr(sender, "reconnects", 0)
             summary["possibly_duplicated"] = getattr(sender, "possibly_duplicated", 0)
         hold = atlassian.rate_share_remaining()
@@ -286,7 +292,10 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         summary["api_requests"] = atlassian.stats.requests
         summary["rate_limit_waits"] = atlassian.stats.rate_limited
         summary["seconds"] = round(time.monotonic() - started, 3)
+        if newest.epoch_ms is not None:
+            summary["newest_processed_at"] = _iso_ms(newest.epoch_ms)
         self._record_asset_event(context, org_id, summary)
+        self._emit_metrics(context, summary, newest_processed_ms=newest.epoch_ms)
         self.log.info("window %s done: %s", window, json.dumps(summary, sort_keys=True))
         return summary
 
@@ -300,6 +309,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         checkpoint: dict[str, Any] | None,
         memories: _ReconcileStore | None,
         started: float,
+        newest: _NewestProcessed,
     ) -> dict[str, Any]:
         """Deliver the window once, checkpointing past each page QRadar has confirmed; return the summary."""
         archive = _Archive(self.archive_path, self.atlassian_conn_id, window) if self.archive_path else None
@@ -347,6 +357,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                     dropped = min(to_skip_sending, len(events))
                     events, times_ms, processed_ms = events[dropped:], times_ms[dropped:], processed_ms[dropped:]
                     to_skip_sending -= dropped
+                newest.note(processed_ms)
                 memory.note((event["id"] for event in page.events), page.processed_ms)
                 consumed = page.position + len(page.events)
                 yield events, times_ms, self._checkpoint_value(window, page.next_cursor, consumed, read_started, memory)
@@ -409,6 +420,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         sender: Any,
         leef: LeefOptions,
         memories: _ReconcileStore,
+        newest: _NewestProcessed,
     ) -> dict[str, Any]:
         """Read the window that ended ``reconcile_after`` ago once more and send what its first read missed."""
         shift = _whole_windows(self.reconcile_after or timedelta(0), window)
@@ -427,6 +439,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                 for page in pages:
                     chosen, done = select_late(page.events, page.processed_ms, memory, newest_first=newest_first)
                     events = [page.events[index] for index in chosen]
+                    newest.note(page.processed_ms[index] for index in chosen)
                     delivered_ids.extend(event["id"] for event in events)
                     yield events, [page.times_ms[index] for index in chosen], list(delivered_ids)
                     if done:
@@ -544,6 +557,15 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             summary["note"] = note
         return summary
 
+    def _emit_metrics(self, context: Context, summary: dict[str, Any], *, newest_processed_ms: int | None) -> None:
+        """Send the window's metrics through Airflow's stats client (a no-op unless metrics are configured)."""
+        lag = None
+        if newest_processed_ms is not None:
+            lag = time.time() - newest_processed_ms / 1000.0
+        dag = context.get("dag")
+        tags = {"dag_id": getattr(dag, "dag_id", None) or self.dag_id, "conn_id": self.atlassian_conn_id}
+        metrics.emit(metrics.window_metrics(summary, lag_seconds=lag), tags)
+
     def _record_asset_event(self, context: Context, org_id: str, summary: dict[str, Any]) -> None:
         outlet_events = context.get("outlet_events")
         if outlet_events is None:
@@ -619,6 +641,23 @@ def _send_batches(
     if awaiting is not None:
         settle(awaiting)
     return sent, truncated
+
+
+class _NewestProcessed:
+    """The newest processedAt (epoch ms) among the events this task handed to QRadar."""
+
+    def __init__(self) -> None:
+        self.epoch_ms: int | None = None
+
+    def note(self, processed_ms: Iterable[int | None]) -> None:
+        """Take the processedAt values of events about to be sent (None: the event had none)."""
+        known = [value for value in processed_ms if value is not None]
+        if known and (self.epoch_ms is None or max(known) > self.epoch_ms):
+            self.epoch_ms = max(known)
+
+
+def _iso_ms(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000.0, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _whole_windows(span: timedelta, window: Window) -> timedelta:
