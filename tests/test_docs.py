@@ -42,3 +42,18 @@ def test_relative_links_resolve(page: Path):
         assert linked.exists(), f"{page.name}: link to {target} leads nowhere"
         if anchor:
             assert anchor in anchors(linked.read_text(encoding="utf-8")), f"{page.name}: no heading for #{anchor}"
+
+
+def test_readme_operator_example_is_the_file_the_dag_test_runs():
+    """The README's "Reuse the operator" block is tests/examples/example_custom_dag.py (run by tests/integration),
+    except for the archive path, which the test points at a temporary folder."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    example = (REPO / "tests" / "examples" / "example_custom_dag.py").read_text(encoding="utf-8")
+    code = example.split("from __future__ import annotations\n\n", 1)[1].replace("import os\n", "", 1)
+
+    def without_archive(text: str) -> list[str]:
+        return [line for line in text.splitlines() if "archive_path=" not in line]
+
+    assert without_archive(block) == without_archive(code)
+    assert 'archive_path="file:///var/lib/audit-archive"' in block
