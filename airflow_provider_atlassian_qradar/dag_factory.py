@@ -7,7 +7,10 @@ code: ``ATLASSIAN_QRADAR_START_DATE`` (ISO date or date-time, UTC if no zone; de
 ``ATLASSIAN_QRADAR_QUERY`` (optional free-text filter, passed as it is: never rendered as a Jinja template;
 default none: the whole audit log), ``ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES`` (the longest one window's task
 may take, settle wait included; default 120), ``ATLASSIAN_QRADAR_RECONCILE_AFTER_MINUTES`` (when each window is
-read a second time for late events; default 1440, i.e. 24 h; 0 turns the second read off). A value that cannot
+read a second time for late events; default 1440, i.e. 24 h; 0 turns the second read off),
+``ATLASSIAN_QRADAR_SILENCE_AFTER_MINUTES`` (the silent-source alarm: no event delivered for this much window time
+logs a warning and sends a metric; default 1440; 0 turns it off), ``ATLASSIAN_QRADAR_FAIL_WHEN_SILENT`` (``true``
+also fails the task when the alarm trips, so Airflow's alerting fires; default ``false``). A value that cannot
 be used stops the DAG file from loading with an error naming the variable and the expected form.
 """
 
@@ -116,6 +119,15 @@ def _env_minutes(name: str, default: float, *, minimum: float) -> timedelta:
     return timedelta(minutes=minutes)
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "true" if default else "false")
+    if raw.lower() in ("true", "1", "yes", "on"):
+        return True
+    if raw.lower() in ("false", "0", "no", "off"):
+        return False
+    raise DagSettingsError(f"{name}={raw[:60]!r} is not a boolean: use true or false")
+
+
 def _env_timezone() -> str:
     raw = _env("ATLASSIAN_QRADAR_TIMEZONE", "UTC")
     try:
@@ -144,6 +156,8 @@ def build_audit_dag(
     execution_timeout: timedelta | None = None,
     reconcile_after: timedelta | None = None,
     window: timedelta = timedelta(hours=1),
+    silence_after: timedelta | None = None,
+    fail_when_silent: bool | None = None,
 ) -> DAG:
     """Return the hourly DAG that delivers one organization's audit log to QRadar.
 
@@ -163,6 +177,11 @@ def build_audit_dag(
     :param reconcile_after: each run also re-reads the window that ended this long before its own and sends the
         events that appeared since (late events); default ``ATLASSIAN_QRADAR_RECONCILE_AFTER_MINUTES`` or 24 h;
         ``timedelta(0)`` turns it off.
+    :param silence_after: the silent-source alarm's span: no event delivered for this much window time logs a
+        warning naming what to check and sends the ``silent_source`` metric; default
+        ``ATLASSIAN_QRADAR_SILENCE_AFTER_MINUTES`` or 24 h; ``timedelta(0)`` turns it off.
+    :param fail_when_silent: also fail the task when the alarm trips (Airflow's email/callbacks then fire);
+        default ``ATLASSIAN_QRADAR_FAIL_WHEN_SILENT`` or False.
     :param window: the length of each run's window. The default, one hour, is aligned to the hour in
         ``schedule_timezone``; any other length is counted from ``start_date`` (tests use seconds).
     :param execution_timeout: the longest one window's task may take, settle wait included; default
@@ -188,7 +207,20 @@ def build_audit_dag(
     budget = dict(DEFAULT_REQUESTS_PER_MINUTE)
     budget.update(requests_per_minute or {})
     share = {path: rpm / max_active_runs for path, rpm in budget.items()}
-    task_kwargs: dict[str, Any] = {"time_zone": timezone_name, "reconcile_after": second_read or None}
+    alarm_span = (
+        silence_after
+        if silence_after is not None
+        else _env_minutes("ATLASSIAN_QRADAR_SILENCE_AFTER_MINUTES", 1440, minimum=0)
+    )
+    fail_silent = (
+        fail_when_silent if fail_when_silent is not None else _env_bool("ATLASSIAN_QRADAR_FAIL_WHEN_SILENT", False)
+    )
+    task_kwargs: dict[str, Any] = {
+        "time_zone": timezone_name,
+        "reconcile_after": second_read or None,
+        "silence_after": alarm_span or None,
+        "fail_when_silent": fail_silent,
+    }
     if _env("ATLASSIAN_QRADAR_QUERY", ""):
         # A value from the environment is data, not a template: literal() makes Jinja pass it through untouched
         # ("{{ conn.x.password }}" must not expand, "tag {{" must not fail the task).

@@ -36,7 +36,7 @@ WINDOW_DURATION = "window_duration"
 LAG = "lag_seconds"
 #: Gauge: how much window time has passed since the last window that delivered an event, in seconds.
 SILENCE = "silence_seconds"
-#: Counter: +1 for each window that found the source silent for longer than the alarm span.
+#: Counter: +1 for each window that found the source silent for the alarm span or longer (+0 for the others).
 SILENT_SOURCE = "silent_source"
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,18 @@ def window_metrics(summary: Mapping[str, Any], *, lag_seconds: float | None) -> 
     if lag_seconds is not None:
         metrics.append(Metric("gauge", metric_name(LAG), max(0.0, round(lag_seconds, 3))))
     return metrics
+
+
+def silence_metrics(silence_seconds: float, *, silent: bool) -> list[Metric]:
+    """The silent-source alarm's metrics for a judged window: the silence gauge, and the counter (+1 if tripped).
+
+    :param silence_seconds: window time since the last window that delivered an event.
+    :param silent: whether the alarm tripped for this window.
+    """
+    return [
+        Metric("gauge", metric_name(SILENCE), max(0.0, silence_seconds)),
+        Metric("incr", metric_name(SILENT_SOURCE), 1 if silent else 0),
+    ]
 
 
 def _stats() -> Any:

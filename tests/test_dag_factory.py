@@ -29,6 +29,9 @@ class TestEnvironmentSettings:
             ("ATLASSIAN_QRADAR_SETTLE_MINUTES", "nan", "is not a number of minutes >= 0"),
             ("ATLASSIAN_QRADAR_TIMEZONE", "Mars/Olympus", "is not an IANA time zone name"),
             ("ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES", "0", "is not a number of minutes >= 1"),
+            ("ATLASSIAN_QRADAR_SILENCE_AFTER_MINUTES", "a day", "is not a number of minutes >= 0"),
+            ("ATLASSIAN_QRADAR_SILENCE_AFTER_MINUTES", "-1", "is not a number of minutes >= 0"),
+            ("ATLASSIAN_QRADAR_FAIL_WHEN_SILENT", "sometimes", "is not a boolean: use true or false"),
         ],
     )
     def test_a_bad_value_names_the_variable_and_the_expected_form(self, monkeypatch, name, value, expected):
@@ -49,6 +52,25 @@ class TestEnvironmentSettings:
         assert task.settle == timedelta(minutes=7.5)
         assert task.time_zone == "Europe/Berlin"
         assert task.dag.start_date.isoformat().startswith("2026-11-02T00:00:00")
+
+
+class TestSilentSourceAlarm:
+    def test_default_is_a_warning_after_24_hours_without_failing(self, monkeypatch):
+        task = _task(monkeypatch)
+        assert task.silence_after == timedelta(hours=24)
+        assert task.fail_when_silent is False
+
+    @pytest.mark.parametrize("value", ["true", "True", "1", "yes"])
+    def test_the_variables_opt_in_to_failing_and_change_the_span(self, monkeypatch, value):
+        task = _task(monkeypatch, ATLASSIAN_QRADAR_FAIL_WHEN_SILENT=value, ATLASSIAN_QRADAR_SILENCE_AFTER_MINUTES="360")
+        assert task.fail_when_silent is True
+        assert task.silence_after == timedelta(hours=6)
+
+    def test_zero_turns_the_alarm_off_and_arguments_win_over_the_environment(self, monkeypatch):
+        assert _task(monkeypatch, ATLASSIAN_QRADAR_SILENCE_AFTER_MINUTES="0").silence_after is None
+        dag = build_audit_dag("factory_test", silence_after=timedelta(hours=2), fail_when_silent=True)
+        assert dag.get_task(TASK_ID).silence_after == timedelta(hours=2)
+        assert dag.get_task(TASK_ID).fail_when_silent is True
 
 
 class TestExecutionTimeout:

@@ -42,6 +42,8 @@ from airflow_provider_atlassian_qradar.reconcile import (
     needs_second_read,
     select_late,
 )
+from airflow_provider_atlassian_qradar.silence import DEFAULT_SILENCE_AFTER, DeliveryRecord, Verdict, assess
+from airflow_provider_atlassian_qradar.silence import STATE_KEY as SILENCE_STATE_KEY
 from airflow_provider_atlassian_qradar.transport import QRadarDeliveryError
 from airflow_provider_atlassian_qradar.windows import RETENTION, Window
 
@@ -108,6 +110,13 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         window's first read. ``None`` or ``timedelta(0)`` turns it off. Needs Airflow 3.3+ (asset state store).
     :param visibility_gap: how long before a first read an event may have been processed and still not have been
         visible to it (default 5 min); the second read re-checks events processed after ``first read - gap``.
+    :param silence_after: the silent-source alarm: when no event has been delivered for this much window time
+        (rounded up to whole windows; default 24 h), the newest recent window's task logs a warning naming what to
+        check and sends the ``silent_source`` metric. ``None`` or ``timedelta(0)`` turns it off. Backfills and
+        reruns of old windows never trip it (see :mod:`~airflow_provider_atlassian_qradar.silence`). Needs
+        Airflow 3.3+ (asset state store).
+    :param fail_when_silent: also fail the task (after delivering its window) when the alarm trips, so Airflow's
+        own alerting (email, callbacks) fires; default False.
     """
 
     template_fields: Sequence[str] = (
@@ -147,6 +156,8 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         deferrable: bool = True,
         reconcile_after: timedelta | None = DEFAULT_RECONCILE_AFTER,
         visibility_gap: timedelta = DEFAULT_VISIBILITY_GAP,
+        silence_after: timedelta | None = DEFAULT_SILENCE_AFTER,
+        fail_when_silent: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("outlets", [audit_log_asset(atlassian_conn_id)])
@@ -172,6 +183,8 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         self.deferrable = deferrable
         self.reconcile_after = reconcile_after
         self.visibility_gap = visibility_gap
+        self.silence_after = silence_after
+        self.fail_when_silent = fail_when_silent
 
     # --- entry points ------------------------------------------------------------------------------------------
 
@@ -189,7 +202,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                 RETENTION.days,
             )
             summary = self._summary(window, fetched=0, sent=0, started=time.monotonic(), stats=None, note="retention")
-            self._emit_metrics(context, summary, newest_processed_ms=None)
+            self._emit_metrics(context, summary, newest_processed_ms=None, verdict=None)
             return summary
         ready_at = window.end + self.settle
         if now < ready_at:
@@ -294,8 +307,12 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         summary["seconds"] = round(time.monotonic() - started, 3)
         if newest.epoch_ms is not None:
             summary["newest_processed_at"] = _iso_ms(newest.epoch_ms)
+        verdict = self._judge_silence(context, window, summary, newest.epoch_ms)
         self._record_asset_event(context, org_id, summary)
-        self._emit_metrics(context, summary, newest_processed_ms=newest.epoch_ms)
+        newest_ever = verdict.record.newest_processed_ms if verdict else newest.epoch_ms
+        self._emit_metrics(context, summary, newest_processed_ms=newest_ever, verdict=verdict)
+        if verdict is not None and verdict.silent:
+            self._raise_silence(window, org_id, verdict)
         self.log.info("window %s done: %s", window, json.dumps(summary, sort_keys=True))
         return summary
 
@@ -557,14 +574,97 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             summary["note"] = note
         return summary
 
-    def _emit_metrics(self, context: Context, summary: dict[str, Any], *, newest_processed_ms: int | None) -> None:
+    def _emit_metrics(
+        self,
+        context: Context,
+        summary: dict[str, Any],
+        *,
+        newest_processed_ms: int | None,
+        verdict: Verdict | None,
+    ) -> None:
         """Send the window's metrics through Airflow's stats client (a no-op unless metrics are configured)."""
         lag = None
         if newest_processed_ms is not None:
             lag = time.time() - newest_processed_ms / 1000.0
         dag = context.get("dag")
         tags = {"dag_id": getattr(dag, "dag_id", None) or self.dag_id, "conn_id": self.atlassian_conn_id}
-        metrics.emit(metrics.window_metrics(summary, lag_seconds=lag), tags)
+        values = metrics.window_metrics(summary, lag_seconds=lag)
+        if verdict is not None and verdict.silence is not None:
+            values += metrics.silence_metrics(verdict.silence.total_seconds(), silent=verdict.silent)
+        metrics.emit(values, tags)
+
+    def _silence_span(self, window: Window) -> timedelta | None:
+        if not self.silence_after or self.silence_after <= timedelta(0):
+            return None
+        return _whole_windows(self.silence_after, window)
+
+    def _judge_silence(
+        self, context: Context, window: Window, summary: dict[str, Any], newest_ms: int | None
+    ) -> Verdict | None:
+        """Update the organization's delivery record and judge the silent-source alarm for this window."""
+        span = self._silence_span(window)
+        if span is None:
+            return None
+        accessor = _asset_accessor(context, self.atlassian_conn_id)
+        if accessor is None:
+            self.log.warning(
+                "this Airflow has no asset state store (needs 3.3+): the silent-source alarm is off; "
+                "pass silence_after=None to silence this"
+            )
+            return None
+        delivered = int(summary.get("sent", 0)) + int((summary.get("reconcile") or {}).get("late_delivered", 0))
+        verdict = assess(
+            DeliveryRecord.from_json(accessor.get(SILENCE_STATE_KEY)),
+            window,
+            delivered=delivered,
+            newest_processed_ms=newest_ms,
+            now=datetime.now(timezone.utc),
+            silence_after=span,
+        )
+        accessor.set(SILENCE_STATE_KEY, verdict.record.to_json())
+        summary["silence"] = {
+            "judged": verdict.judged,
+            "silent": verdict.silent,
+            "silence_hours": round(verdict.silence.total_seconds() / 3600, 2) if verdict.silence is not None else None,
+            "since": verdict.since.isoformat() if verdict.since else None,
+        }
+        return verdict
+
+    def _raise_silence(self, window: Window, org_id: str, verdict: Verdict) -> None:
+        """Log the silent-source warning (what to check) and fail the task if the user opted in."""
+        filters = {
+            name: value
+            for name, value in (
+                ("query", self.query),
+                ("action", self.action),
+                ("actor", self.actor),
+                ("ip", self.ip),
+                ("product", self.product),
+            )
+            if value
+        }
+        hours = (verdict.silence or timedelta(0)).total_seconds() / 3600
+        since = verdict.since.isoformat() if verdict.since else "?"
+        message = (
+            f"silent source: no audit event of organization {org_id} ({self.atlassian_conn_id!r}) has been "
+            f"delivered for {hours:g} h of windows (since {since}, up to the end of window {window}). Check: "
+            "the API key has not expired or been revoked and still has scope read:events:admin (Atlassian "
+            "Administration > Settings > API keys); the organization still has an Atlassian Guard subscription "
+            "(the audit log API needs it); "
+            + (
+                f"the filter {filters} is not narrower than intended; "
+                if filters
+                else "no filter is set (the whole audit log is read); "
+            )
+            + "and whether the organization really had no admin activity"
+        )
+        self.log.warning("%s", message)
+        if self.fail_when_silent:
+            raise AirflowFailException(
+                f"{message}. The window itself was delivered; this task fails because fail_when_silent is on "
+                "(ATLASSIAN_QRADAR_FAIL_WHEN_SILENT): it stops failing once an event is delivered, or set "
+                "ATLASSIAN_QRADAR_SILENCE_AFTER_MINUTES=0 to turn the alarm off"
+            )
 
     def _record_asset_event(self, context: Context, org_id: str, summary: dict[str, Any]) -> None:
         outlet_events = context.get("outlet_events")
@@ -666,6 +766,20 @@ def _whole_windows(span: timedelta, window: Window) -> timedelta:
     return length * max(1, math.ceil(span / length))
 
 
+def _asset_accessor(context: Any, atlassian_conn_id: str) -> Any:
+    """The organization's asset state store (get/set/delete), or None on an Airflow without one (before 3.3)."""
+    stores = context.get("asset_state_store")
+    if stores is None:
+        return None
+    asset = audit_log_asset(atlassian_conn_id)
+    try:
+        return stores[asset]
+    except (KeyError, TypeError):  # the user replaced the outlets: address the asset by name
+        from airflow.sdk.execution_time.context import AssetStateStoreAccessor
+
+        return AssetStateStoreAccessor(name=asset.name)
+
+
 class _ReconcileStore:
     """First-read memories, one per window, in the organization's asset state store (Airflow 3.3+).
 
@@ -679,20 +793,14 @@ class _ReconcileStore:
     @classmethod
     def open(cls, context: Any, atlassian_conn_id: str, log: Any) -> _ReconcileStore | None:
         """The store of this task's organization, or None (with a warning) on an Airflow without one."""
-        stores = context.get("asset_state_store")
-        if stores is None:
+        accessor = _asset_accessor(context, atlassian_conn_id)
+        if accessor is None:
             log.warning(
                 "this Airflow has no asset state store (needs 3.3+): late events are not reconciled; "
                 "pass reconcile_after=None to silence this"
             )
             return None
-        asset = audit_log_asset(atlassian_conn_id)
-        try:
-            return cls(stores[asset])
-        except (KeyError, TypeError):  # the user replaced the outlets: address the asset by name
-            from airflow.sdk.execution_time.context import AssetStateStoreAccessor
-
-            return cls(AssetStateStoreAccessor(name=asset.name))
+        return cls(accessor)
 
     @staticmethod
     def _key(window: Window) -> str:

@@ -353,7 +353,13 @@ class DictAssetStores:
         return self.by_name.setdefault(asset.name, DictStore())
 
     def memories(self) -> dict[str, Any]:
-        return {key: value for store in self.by_name.values() for key, value in store.values.items()}
+        """The first-read memories (the silent-source alarm's record shares the store under its own key)."""
+        return {
+            key: value
+            for store in self.by_name.values()
+            for key, value in store.values.items()
+            if key.startswith("first_read/")
+        }
 
 
 class TestReconciliation:
