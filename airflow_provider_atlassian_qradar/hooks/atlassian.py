@@ -321,7 +321,9 @@ class AtlassianAuditLogHook(BaseHook):
     Connection (type ``atlassian_admin``): ``host`` = API base URL (default ``https://api.atlassian.com``),
     ``login`` = Organization ID, ``password`` = organization API key (sent as ``Authorization: Bearer``).
     Extras: ``page_size`` (default 200), ``stream_requests_per_minute`` (default 50),
-    ``events_requests_per_minute`` (default 10), ``timeout`` seconds (default 60), ``max_retries`` (default 8);
+    ``events_requests_per_minute`` (default 10), ``timeout`` seconds per read (default 60), ``max_retries``
+    (default 8), ``request_deadline`` seconds per request in total (default 180), ``max_response_bytes`` (decoded,
+    default 32 MiB), ``allow_insecure_http`` (default false: plain http only to loopback);
     declared once in :data:`~airflow_provider_atlassian_qradar.connection_fields.ATLASSIAN_EXTRAS`. An extra
     that is missing, ``null`` (what the Airflow UI saves for an empty field) or empty takes its default.
 

@@ -271,6 +271,22 @@ class TestTotalDeadline:
         assert "request deadline of 2 s" in str(info.value) and "'request_deadline'" in str(info.value)
         assert len(api.requests) == 2
 
+    @pytest.mark.timeout(60)
+    def test_the_deadline_holds_through_an_http_proxy_too(self, monkeypatch, waits):
+        stop = threading.Event()
+        try:
+            with HostileApi(default=trickle("headers", 3.0, stop)) as proxy:
+                for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+                    monkeypatch.delenv(name, raising=False)
+                monkeypatch.setenv("HTTP_PROXY", proxy.base_url)
+                connect(monkeypatch, "http://127.0.0.1:9", timeout=10, request_deadline=2, max_retries=1)
+                with pytest.raises(AtlassianApiError) as info:
+                    walk()
+        finally:
+            stop.set()
+        assert info.value.code == "deadline"
+        assert [request.target.startswith("http://127.0.0.1:9/") for request in proxy.requests] == [True, True]
+
 
 class TestEchoedKey:
     @pytest.mark.parametrize("status", [401, 500])
