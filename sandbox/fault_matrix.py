@@ -55,8 +55,11 @@ def render_block(table: str, rows: list[Any], seconds: float, known: dict[str, s
         f"scenarios in {seconds / 60:.0f} min, {met} meet every bound. Each row delivers one hour of 1,000 "
         "simulated events (5 pages of 200; 2% hostile strings) with the operator; a failed attempt is retried as "
         "Airflow does (same task state store). Bounds: missing 0; duplicates ≤ one batch (200) on TCP/TLS, 0 on "
-        "HTTP; every received line is exactly one LEEF event with a known eventId. A fault no retry can fix must "
-        "fail with a message naming cause and fix; the row then shows the run after the fix. The same scenarios run "
+        "HTTP; every received line is exactly one LEEF event with a known eventId; key bytes 0 (no form of the API "
+        "key, raw, escaped, URL-encoded or base64, in the row's errors, tracebacks, XComs or delivered events; the "
+        "SIGKILL row scans the task and service logs too). A fault no retry can fix must fail at once with a "
+        "message naming cause and fix; the row then shows the run after the fix. Rows from 'API key with a "
+        "trailing newline' on are the hostile and broken endpoints (tests/hostile/servers.py). The same scenarios run "
         "as `pytest -m faults` (tests/faults/).",
         "",
         table,

@@ -22,6 +22,7 @@ import re
 import signal
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -328,6 +329,8 @@ class Row:
     malformed: int = 0
     unknown: int = 0
     forged_keys: int = 0
+    #: bytes of the Atlassian API key, in any form, found in the row's errors, tracebacks, XComs, events or logs
+    key_bytes: int = 0
     seconds: float = 0.0
     message: str = ""
     after_fix: str = ""
@@ -905,13 +908,17 @@ def run_scenario(
     receiver.stalls = scenario.stalling_receiver
     store = DictStore()
     operator_kwargs: dict[str, Any] = {"archive_path": archive_path} if archive_path else {}
+    row_errors: list[BaseException] = []
+    row_summaries: list[dict[str, Any]] = []
 
     def operator() -> AtlassianAuditLogToQRadarOperator:
         return _operator(start, **operator_kwargs)
 
     def record(summary: dict[str, Any] | None) -> None:
-        if summary is not None and summaries is not None:
-            summaries.append(summary)
+        if summary is not None:
+            row_summaries.append(summary)
+            if summaries is not None:
+                summaries.append(summary)
 
     with (
         _saved_environ("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", "AIRFLOW_CONN_QRADAR_DEFAULT"),
@@ -940,7 +947,7 @@ def run_scenario(
                     store,
                     max_attempts=MAX_ATTEMPTS,
                     between_attempts=(lambda: between(env)) if between is not None else None,
-                    errors=errors,
+                    errors=row_errors,
                 )
             record(summary)
             row.summary = summary
@@ -955,7 +962,7 @@ def run_scenario(
             if summary is None and scenario.fix is not None:
                 sim.faults.clear()
                 scenario.fix(env)
-                fixed_summary, _attempts, fixed_error = run_attempts(operator, store, max_attempts=1, errors=errors)
+                fixed_summary, _attempts, fixed_error = run_attempts(operator, store, max_attempts=1, errors=row_errors)
                 record(fixed_summary)
                 row.after_fix = "success" if fixed_summary is not None else f"still failing: {_one_line(fixed_error)}"
             row.seconds = time.monotonic() - started
@@ -970,11 +977,23 @@ def run_scenario(
             receiver.close()
             if env.front is not None:
                 env.front.__exit__(None, None, None)
+            if errors is not None:
+                errors.extend(row_errors)
+    texts = [json.dumps(row_summaries), *lines]
+    for failure in row_errors:
+        texts += [str(failure), repr(failure), *traceback.format_exception(failure)]
+    row.key_bytes = key_bytes(secrets.api_key, texts)
     row.malformed, row.unknown, row.forged_keys = got.malformed, got.unknown, got.forged_keys
     if summary is not None or row.after_fix == "success":
         row.missing, row.duplicates = got.missing, got.duplicates
     _judge(scenario, row, got, len(truth))
     return row
+
+
+def key_bytes(api_key: str, texts: list[str]) -> int:
+    """Bytes of ``api_key`` found in ``texts`` in any form (raw, escaped, URL-encoded, base64)."""
+    forms = SecretScrubber(api_key).forms
+    return sum(text.count(form) * len(form) for text in texts for form in forms)
 
 
 def _one_line(error: BaseException | None) -> str:
@@ -999,6 +1018,8 @@ def _judge(scenario: Scenario, row: Row, got: Tally, truth_size: int) -> None:
         problems.append(f"{row.missing} of {truth_size} events missing")
     if row.duplicates is not None and row.duplicates > row.duplicate_bound:
         problems.append(f"{row.duplicates} duplicates > bound {row.duplicate_bound}")
+    if row.key_bytes:
+        problems.append(f"{row.key_bytes} bytes of the API key in errors, XComs or events")
     if got.malformed or got.unknown or got.forged_keys:
         problems.append(
             f"{got.malformed} lines not one LEEF event, {got.unknown} unknown eventIds, {got.forged_keys} forged keys"
@@ -1138,6 +1159,10 @@ def run_sigkill_scenario(workdir: Path, api_key: str, *, timeout: float = 1200) 
     got = tally(lines, truth)
     row.missing, row.duplicates = got.missing, got.duplicates
     row.malformed, row.unknown, row.forged_keys = got.malformed, got.unknown, got.forged_keys
+    row.key_bytes = key_bytes(
+        api_key,
+        [*artifacts.task_logs.values(), *artifacts.service_logs.values(), json.dumps(artifacts.xcom), *lines],
+    )
     xcom = artifacts.xcom.get("value") if isinstance(artifacts.xcom, dict) else None
     summary = json.loads(xcom) if isinstance(xcom, str) else xcom
     row.summary = summary if isinstance(summary, dict) else None
@@ -1190,8 +1215,8 @@ def _count(value: int | None, after_fix: bool, failed: bool) -> str:
 def format_table(rows: list[Row]) -> str:
     """The matrix as a Markdown table (scenario, outcome, missing, duplicates, time)."""
     lines = [
-        "| # | scenario | transport | outcome | missing | duplicates (bound) | time | bounds met |",
-        "|---|---|---|---|---|---|---|---|",
+        "| # | scenario | transport | outcome | missing | duplicates (bound) | key bytes | time | bounds met |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for index, row in enumerate(rows, 1):
         outcome = row.outcome
@@ -1212,7 +1237,16 @@ def format_table(rows: list[Row]) -> str:
         verdict = "yes" if row.meets_bounds else "**NO**: " + "; ".join(row.problems)
         if row.known_defect:
             verdict += " (known limitation, see below the table)"
-        cells = [str(index), row.scenario, row.transport.upper(), outcome, missing, duplicates, f"{row.seconds:.0f} s"]
+        cells = [
+            str(index),
+            row.scenario,
+            row.transport.upper(),
+            outcome,
+            missing,
+            duplicates,
+            str(row.key_bytes),
+            f"{row.seconds:.0f} s",
+        ]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in [*cells, verdict]) + " |")
     return "\n".join(lines)
 
