@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from airflow_provider_atlassian_qradar import metrics
 from airflow_provider_atlassian_qradar.metrics import Metric, emit, window_metrics
@@ -80,3 +81,10 @@ class TestEmit:
         with caplog.at_level(logging.WARNING):
             emit(window_metrics(SUMMARY, lag_seconds=1.0), {"dag_id": "d", "conn_id": "c"})
         assert "could not send metrics" not in caplog.text
+
+
+def test_every_metric_name_is_documented():
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "operations.md").read_text(encoding="utf-8")
+    names = [*metrics.COUNTERS.values(), metrics.WINDOW_DURATION, metrics.LAG, metrics.SILENCE, metrics.SILENT_SOURCE]
+    for name in names:
+        assert f"`{metrics.metric_name(name)}`" in docs, f"docs/operations.md does not list {name}"

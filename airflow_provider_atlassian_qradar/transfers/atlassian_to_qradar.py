@@ -311,9 +311,9 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         self._record_asset_event(context, org_id, summary)
         newest_ever = verdict.record.newest_processed_ms if verdict else newest.epoch_ms
         self._emit_metrics(context, summary, newest_processed_ms=newest_ever, verdict=verdict)
+        self.log.info("window %s done: %s", window, json.dumps(summary, sort_keys=True))
         if verdict is not None and verdict.silent:
             self._raise_silence(window, org_id, verdict)
-        self.log.info("window %s done: %s", window, json.dumps(summary, sort_keys=True))
         return summary
 
     def _first_read(

@@ -58,6 +58,18 @@ def received_ids(lines: list[str]) -> Counter[str]:
     return ids
 
 
+def use_simulator(monkeypatch: pytest.MonkeyPatch, sim: Any) -> None:
+    """Point the default Atlassian connection at a running simulator (no client-side pacing, 200-event pages)."""
+    conn = {
+        "conn_type": "atlassian_admin",
+        "host": sim.base_url,
+        "login": ORG,
+        "password": API_KEY,
+        "extra": {"stream_requests_per_minute": 0, "page_size": 200},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
+
+
 @pytest.fixture
 def simulator(monkeypatch, filter_clock):
     config = SimulatorConfig(
@@ -72,14 +84,7 @@ def simulator(monkeypatch, filter_clock):
         stream_requests_per_minute=0,
     )
     with run_in_thread(config) as sim:
-        conn = {
-            "conn_type": "atlassian_admin",
-            "host": sim.base_url,
-            "login": ORG,
-            "password": API_KEY,
-            "extra": {"stream_requests_per_minute": 0, "page_size": 200},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
+        use_simulator(monkeypatch, sim)
         yield sim
 
 
@@ -400,14 +405,7 @@ class TestReconciliation:
             extra_events=late,
         )
         with run_in_thread(config) as sim:
-            conn = {
-                "conn_type": "atlassian_admin",
-                "host": sim.base_url,
-                "login": ORG,
-                "password": API_KEY,
-                "extra": {"stream_requests_per_minute": 0, "page_size": 200},
-            }
-            monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
+            use_simulator(monkeypatch, sim)
             yield sim, first, later, hidden_at
 
     @staticmethod

@@ -6,7 +6,6 @@ only when it ended within the span of now, so each test runs its recent windows 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -23,6 +22,7 @@ from tests.transfers.test_atlassian_to_qradar import (  # noqa: F401 - syslog_ng
     DictStore,
     operator,
     syslog_ng,
+    use_simulator,
 )
 
 SPAN = timedelta(seconds=40)
@@ -74,14 +74,7 @@ def quiet_org(monkeypatch):
         stream_requests_per_minute=0,
     )
     with run_in_thread(config) as sim:
-        conn = {
-            "conn_type": "atlassian_admin",
-            "host": sim.base_url,
-            "login": ORG,
-            "password": API_KEY,
-            "extra": {"stream_requests_per_minute": 0, "page_size": 200},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
+        use_simulator(monkeypatch, sim)
         yield sim, now
 
 
