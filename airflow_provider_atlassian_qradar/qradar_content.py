@@ -19,6 +19,10 @@ IBM documentation relied on (QRadar REST API reference, hosted by IBM on GitHub 
 - authentication with an authorized service token in the ``SEC`` header, the ``Version`` header selecting the API
   version, and the QRadar-to-API version table:
   https://ibmsecuritydocs.github.io/qradar_api_overview/c_rest_api_getting_started.html
+- the ``filter`` parameter of list (GET) requests, used to look objects up before creating them
+  (``name="..." and log_source_type_id=42``): https://ibmsecuritydocs.github.io/qradar_api_overview/c_rest_api_filtering.html
+  That page says query parameters "must be double URL encoded", while its own examples
+  (``?filter=status%3DCLOSED``) are encoded once; this module encodes once, like the examples. Unverified.
 - ``POST /api/config/event_sources/log_source_management/log_source_types`` (body ``name``; 201; 422 code 1001
   when the name is in use), and ``GET`` with ``filter``:
   https://ibmsecuritydocs.github.io/qradar_api_13.1/13.1--config-event_sources-log_source_management-log_source_types-POST.html
@@ -50,7 +54,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,10 +339,6 @@ def apply_pack(client: QRadarContentClient, pack: Mapping[str, Any], log: Any = 
 
 def _read_token(args: argparse.Namespace) -> str:
     if args.token:
-        warnings.warn(
-            "--token puts the QRadar token in your shell history and the process list: prefer --token-file",
-            stacklevel=1,
-        )
         print(
             "warning: --token puts the QRadar token in your shell history and the process list; prefer --token-file",
             file=sys.stderr,
