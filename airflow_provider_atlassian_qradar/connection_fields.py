@@ -163,7 +163,13 @@ def conn_fields(fields: Sequence[ExtraField]) -> dict[str, dict[str, Any]]:
 
 ATLASSIAN_EXTRAS: tuple[ExtraField, ...] = (
     ExtraField(
-        "page_size", int, "Page size", "Events requested per API call (limit).", default=200, minimum=1, maximum=1000
+        "page_size",
+        int,
+        "Page size",
+        "Events requested per API call (limit); 200 is used if the API refuses it.",
+        default=500,
+        minimum=1,
+        maximum=1000,
     ),
     ExtraField(
         "stream_requests_per_minute",

@@ -74,6 +74,8 @@ _HTTP_SCHEMES = ("https", "http")
 # A walk fails (retryably) after this many pages in a row that no clock explains or whose cursor does not move:
 # a server in a loop must not spend the organization's whole API budget.
 MAX_ANOMALOUS_PAGES = 5
+#: The page size used when the API refuses a larger one (Atlassian's documented default).
+FALLBACK_PAGE_SIZE = 200
 
 
 class AtlassianApiError(Exception):
@@ -320,7 +322,7 @@ class AtlassianAuditLogHook(BaseHook):
 
     Connection (type ``atlassian_admin``): ``host`` = API base URL (default ``https://api.atlassian.com``),
     ``login`` = Organization ID, ``password`` = organization API key (sent as ``Authorization: Bearer``).
-    Extras: ``page_size`` (default 200), ``stream_requests_per_minute`` (default 50),
+    Extras: ``page_size`` (default 500; 200 if the API refuses it), ``stream_requests_per_minute`` (default 50),
     ``events_requests_per_minute`` (default 10), ``timeout`` seconds per read (default 60), ``max_retries``
     (default 8), ``request_deadline`` seconds per request in total (default 180), ``max_response_bytes`` (decoded,
     default 32 MiB), ``allow_insecure_http`` (default false: plain http only to loopback);
@@ -351,6 +353,7 @@ class AtlassianAuditLogHook(BaseHook):
         self._page_size_override = page_size
         self._rpm_override = dict(requests_per_minute or {})
         self.stats = FetchStats()
+        self._accepted_page_size: int | None = None
         #: what the events of the latest walk say about the server's filter clock (reset by each walk)
         self.clock_evidence = ClockEvidence()
         self._event_actions: dict[str, dict[str, Any]] | None = None
@@ -429,7 +432,9 @@ class AtlassianAuditLogHook(BaseHook):
 
     @property
     def page_size(self) -> int:
-        """Events requested per page."""
+        """Events requested per page: the connection's ``page_size``, or 200 once the API refused it."""
+        if self._accepted_page_size is not None:
+            return self._accepted_page_size
         return int(self._connection_settings["page_size"])
 
     @cached_property
@@ -742,6 +747,16 @@ class AtlassianAuditLogHook(BaseHook):
             try:
                 body = self._get_json(path_kind, self._org_path(path_kind), params)
             except AtlassianApiError as err:
+                if err.status == 400 and not cursor and self.page_size > FALLBACK_PAGE_SIZE:
+                    # Peers document pages of up to 500; an API that refuses the size gets the documented default.
+                    self.log.warning(
+                        "Atlassian refused limit=%d (%s); reading with limit=%d from now on",
+                        self.page_size,
+                        err.code or err.status,
+                        FALLBACK_PAGE_SIZE,
+                    )
+                    self._accepted_page_size = FALLBACK_PAGE_SIZE
+                    continue
                 if not (cursor and err.status == 400 and restarts_left):
                     raise
                 # The server forgot or rejected our cursor: walk the window again, dropping what was yielded.

@@ -29,6 +29,8 @@ class SimulatorConfig:
     :param extra_events: explicit event dicts (full API JSON objects) served next to the generated ones.
     :param default_page_size: page size when a request sends no ``limit``.
     :param max_page_size: larger ``limit`` values are clamped silently; ``meta.page_size`` reports the clamp.
+    :param refuse_page_size_over: larger ``limit`` values are refused with 400 ADMIN-400-4 instead (an API that
+        does not accept the 500 peers use); None (default) refuses nothing.
     :param stream_requests_per_minute: sliding-window limit of ``/events-stream``; 0 means unlimited.
     :param events_requests_per_minute: sliding-window limit of ``/events``; 0 means unlimited.
     :param retention_days: events whose time is older than now minus this many days are never returned.
@@ -60,6 +62,7 @@ class SimulatorConfig:
     extra_events: tuple[dict[str, Any], ...] = ()
     default_page_size: int = 200
     max_page_size: int = 1000
+    refuse_page_size_over: int | None = None
     stream_requests_per_minute: int = 50
     events_requests_per_minute: int = 10
     retention_days: int = 180

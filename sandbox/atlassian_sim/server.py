@@ -388,6 +388,9 @@ class SimulatorState:
             raise _ApiError(400, "ADMIN-400-4", f"'limit' must be a positive integer, got {raw!r}") from error
         if value < 1:
             raise _ApiError(400, "ADMIN-400-4", f"'limit' must be a positive integer, got {value}")
+        refused = self.config.refuse_page_size_over
+        if refused is not None and value > refused:
+            raise _ApiError(400, "ADMIN-400-4", f"'limit' must be between 1 and {refused}, got {value}")
         return min(value, self.config.max_page_size)
 
     def _cursor_payload(self, params: dict[str, list[str]], kind: str) -> dict[str, Any] | None:

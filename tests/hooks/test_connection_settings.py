@@ -43,7 +43,7 @@ QRADAR_DEFAULTS = {
     "confirm_delivery": True,
 }
 ATLASSIAN_DEFAULTS = {
-    "page_size": 200,
+    "page_size": 500,
     "rpm": {"events-stream": 50.0, "events": 10.0},
     "timeout": 60.0,
     "max_retries": 8,
@@ -112,7 +112,7 @@ class TestFormDeclaresEveryExtra:
         else:
             shown = {name: field["schema"].get("default") for name, field in entry["conn-fields"].items()}
             assert shown == {
-                "page_size": 200,
+                "page_size": 500,
                 "stream_requests_per_minute": 50.0,
                 "events_requests_per_minute": 10.0,
                 "timeout": 60.0,

@@ -131,6 +131,24 @@ class TestWholeWindows:
         assert ids == truth and len(ids) == expected_count(sim.config, 450)
         assert hook.stats.requests <= math.ceil(450 / 50) + 1
 
+    def test_default_page_is_500_and_a_refused_size_falls_back_to_200(self, monkeypatch):
+        with run_in_thread(sim_config(1200)) as sim:
+            connect(monkeypatch, sim.base_url)
+            ids, hook = fetch_ids(HOUR, HOUR + timedelta(hours=1))
+            truth = sim.ground_truth(HOUR, HOUR + timedelta(hours=1))
+            limits = [record.params["limit"] for record in sim.requests]
+        assert ids == truth
+        assert limits == [["500"]] * hook.stats.requests and hook.stats.requests == math.ceil(len(truth) / 500)
+        with run_in_thread(sim_config(450, refuse_page_size_over=200)) as sim:
+            connect(monkeypatch, sim.base_url)
+            ids, hook = fetch_ids(HOUR, HOUR + timedelta(hours=1))
+            truth = sim.ground_truth(HOUR, HOUR + timedelta(hours=1))
+            statuses = [(record.params["limit"], record.status) for record in sim.requests]
+        assert ids == truth
+        assert statuses[0] == (["500"], 400) and all(s == (["200"], 200) for s in statuses[1:])
+        assert len(statuses) == 1 + math.ceil(len(truth) / 200)
+        assert hook.page_size == 200
+
     def test_filtered_query_uses_events_endpoint(self, monkeypatch):
         with run_in_thread(sim_config(300)) as sim:
             connect(monkeypatch, sim.base_url, page_size=50)
@@ -199,7 +217,7 @@ class TestFaultSwitches:
     def test_page_faults_are_survived(self, monkeypatch, fault):
         no_sleep(monkeypatch)
         with run_in_thread(sim_config(450)) as sim:
-            connect(monkeypatch, sim.base_url)
+            connect(monkeypatch, sim.base_url, page_size=200)  # several pages, so every page fault can fire
             sim.faults.update(**{fault: 1})
             ids, hook = fetch_ids(HOUR, HOUR + timedelta(hours=1))
             truth = sim.ground_truth(HOUR, HOUR + timedelta(hours=1))
@@ -233,7 +251,7 @@ class TestFaultSwitches:
     def test_key_revoked_mid_window_fails_fast_without_leaking(self, monkeypatch, caplog, capsys):
         caplog.set_level(logging.DEBUG)
         with run_in_thread(sim_config(450)) as sim:
-            connect(monkeypatch, sim.base_url)
+            connect(monkeypatch, sim.base_url, page_size=200)
             sim.faults.update(revoke_key_after=1)
             with pytest.raises(AtlassianApiError, match="401") as info:
                 fetch_ids(HOUR, HOUR + timedelta(hours=1))
