@@ -43,7 +43,10 @@ from airflow_provider_atlassian_qradar.hooks.atlassian import DEFAULT_REQUESTS_P
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 
 DEFAULT_START_DATE = "2026-11-01T00:00:00+00:00"
-DEFAULT_MAX_ACTIVE_RUNS = 4
+DEFAULT_MAX_ACTIVE_RUNS = 16
+#: Tasks of one organization that may read the API at once, across every run of the DAG (and, with a pool, across
+#: DAGs); each paces at 1/DEFAULT_API_SLOTS of the budget.
+DEFAULT_API_SLOTS = 4
 #: The longest one window's task may take (settle wait, delivery, reconciliation). A window that needs more (a
 #: huge backlog hour) times out, and the retry resumes from its checkpoint, so progress is never lost.
 DEFAULT_EXECUTION_TIMEOUT: timedelta = timedelta(hours=2)
@@ -72,8 +75,10 @@ QRadar once, as a LEEF 2.0 line, over the transport of the `{qradar_conn_id}` co
 * **Retries** resume after the last delivered page (Airflow 3.3+), so QRadar gets at most one page twice.
 * **Time bound**: one window's task may take at most {execution_timeout} (settle wait included); then it fails
   and its retry resumes from the checkpoint. Change it with `ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES`.
-* **Concurrency**: at most {max_active_runs} hours run at once; each gets 1/{max_active_runs} of the API's
-  request budget, so parallel windows stay inside Atlassian's rate limits.
+* **Concurrency**: at most {api_slots} windows read the API at once — across scheduled runs, catchup and any
+  number of backfills of this DAG ({pool_text}) — and each paces at 1/{api_slots} of the organization's request
+  budget, so together they stay inside Atlassian's rate limits. Up to {max_active_runs} runs are active; the rest
+  of them wait for a slot.
 """
 
 
@@ -139,6 +144,20 @@ def _env_timezone() -> str:
     return raw
 
 
+def api_share(budget: Mapping[str, float] | None = None, slots: int = DEFAULT_API_SLOTS) -> dict[str, float]:
+    """Each task's share of an organization's request budget per path, when ``slots`` tasks read it at once.
+
+    For your own DAGs: give every task that reads the same organization the same pool of ``slots`` slots and
+    ``requests_per_minute=api_share(slots=slots)``.
+
+    :param budget: requests per minute per path (default: Atlassian's 50 for the stream, 10 for ``/events``).
+    :param slots: tasks reading the organization at once (the pool's slots).
+    """
+    total = dict(DEFAULT_REQUESTS_PER_MINUTE)
+    total.update(budget or {})
+    return {path: rpm / slots for path, rpm in total.items()}
+
+
 def build_audit_dag(
     dag_id: str = "atlassian_audit_to_qradar",
     *,
@@ -148,6 +167,8 @@ def build_audit_dag(
     schedule_timezone: str | None = None,
     settle: timedelta | None = None,
     max_active_runs: int = DEFAULT_MAX_ACTIVE_RUNS,
+    api_slots: int = DEFAULT_API_SLOTS,
+    api_pool: str | None = None,
     catchup: bool = True,
     retries: int = 6,
     requests_per_minute: Mapping[str, float] | None = None,
@@ -167,7 +188,13 @@ def build_audit_dag(
     :param start_date: first window start; default ``ATLASSIAN_QRADAR_START_DATE`` or 2026-11-01 UTC.
     :param schedule_timezone: IANA zone of the hourly schedule; default ``ATLASSIAN_QRADAR_TIMEZONE`` or UTC.
     :param settle: wait after each window end; default ``ATLASSIAN_QRADAR_SETTLE_MINUTES`` or 15 minutes.
-    :param max_active_runs: windows in flight at once; the API budget is shared between them.
+    :param max_active_runs: runs active at once (their tasks wait for an API slot).
+    :param api_slots: tasks that read the API at once across all runs of this DAG (``max_active_tis_per_dag``);
+        each paces at ``budget / api_slots``.
+    :param api_pool: an Airflow pool the task runs in, to share one organization's budget with other DAGs (and
+        your own tasks using the operator); it must have ``api_slots`` slots. Default
+        ``ATLASSIAN_QRADAR_API_POOL`` or none. A pool that does not exist shows as a DAG warning in the UI
+        ("references non-existent pools") and no task of the DAG starts until it is created.
     :param catchup: create runs for every past hour since ``start_date`` (default True).
     :param retries: task retries, with exponential backoff from 1 to 30 minutes.
     :param requests_per_minute: the organization's API budget per path (default 50 stream / 10 events).
@@ -204,9 +231,11 @@ def build_audit_dag(
         if reconcile_after is not None
         else _env_minutes("ATLASSIAN_QRADAR_RECONCILE_AFTER_MINUTES", 1440, minimum=0)
     )
-    budget = dict(DEFAULT_REQUESTS_PER_MINUTE)
-    budget.update(requests_per_minute or {})
-    share = {path: rpm / max_active_runs for path, rpm in budget.items()}
+    budget = dict(requests_per_minute or {})
+    if api_slots < 1:
+        raise DagSettingsError(f"api_slots={api_slots} must be at least 1")
+    share = api_share(budget, api_slots)
+    pool = api_pool or _env("ATLASSIAN_QRADAR_API_POOL", "") or None
     alarm_span = (
         silence_after
         if silence_after is not None
@@ -232,6 +261,8 @@ def build_audit_dag(
         settle_minutes=round(settle_window.total_seconds() / 60),
         start_date=first_window.isoformat(),
         max_active_runs=max_active_runs,
+        api_slots=api_slots,
+        pool_text=f"and other DAGs in pool `{pool}`" if pool else "one DAG; a pool shares it with other DAGs",
         execution_timeout=task_timeout,
         reconcile_hours=round(second_read.total_seconds() / 3600, 1),
     )
@@ -265,6 +296,8 @@ def build_audit_dag(
             settle=settle_window,
             requests_per_minute=share,
             execution_timeout=task_timeout,
+            max_active_tis_per_dag=api_slots,
+            pool=pool,
             **task_kwargs,
         )
     return dag

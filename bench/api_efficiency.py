@@ -10,7 +10,7 @@ API efficiency: requests per window, and 429s when the DAG's default number of w
   (the only reading under which the connector pages at all). Both run against the same simulator, unlimited.
   Target: ours <= ceil(n / page_size) + 1.
 - **Connector against the rate limit**: the same replay for 10k events against the simulator's 50 requests/min.
-- **Default concurrency**: the DAG's ``max_active_runs`` windows of 10k events read at once, each hook with the
+- **Default concurrency**: the DAG's ``api_slots`` windows of 10k events read at once, each hook with the
   DAG's per-window share of the budget, against a simulator enforcing 50 requests/min. Target: zero 429s.
 
 Run: ``python -m bench.api_efficiency [--quick]``.
@@ -149,7 +149,7 @@ def default_concurrency(events: int) -> dict[str, Any]:
 
     dag = build_audit_dag()
     task: Any = dag.get_task("deliver_audit_events")
-    windows, share = int(dag.max_active_runs), dict(task.requests_per_minute)
+    windows, share = int(task.max_active_tis_per_dag), dict(task.requests_per_minute)
     hour = bench_hour()
     hooks: list[Any] = []
     errors: list[BaseException] = []

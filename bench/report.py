@@ -31,7 +31,7 @@ noisy neighbour slows both sides; absolute rates are given for scale only. Sizes
    (connection defaults, page size 200) and for a replay of the QRadar Universal Cloud REST API connector's
    Atlassian workflow (events-stream, 100 per call, loop while `meta.next` and `meta.total >= page_size`,
    no pacing, abort on non-200; atlassian-api.md §4), on the same simulator. Then the DAG's
-   `max_active_runs` windows of 10k events read at once, each hook with the DAG's per-window share of the
+   `api_slots` windows of 10k events read at once, each hook with the DAG's per-window share of the
    budget, against a simulator enforcing 50 requests/min; 429s counted by the simulator.
 5. **Backfill** (`bench/backfill.py`): the shipped DAG on real Airflow (scheduler, LocalExecutor, SQLite, API
    server, DAG processor, triggerer), a 168-window backfill created with `POST /api/v2/backfills`

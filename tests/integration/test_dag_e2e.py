@@ -35,13 +35,14 @@ def received_ids(lines: list[str]) -> Counter[str]:
     return Counter(parse_leef(line[line.index("LEEF:") :])[1]["eventId"] for line in lines)
 
 
-def connections(sim_url: str, receiver_port: int, **qradar_extra) -> dict[str, str]:
+def connections(sim_url: str, receiver_port: int, page_size: int | None = None, **qradar_extra) -> dict[str, str]:
     extra = {"protocol": "tcp", "log_source_identifier": "Atlassian-AuditLogs"}
     extra.update(qradar_extra)
+    atlassian = {"conn_type": "atlassian_admin", "host": sim_url, "login": ORG, "password": API_KEY}
+    if page_size:
+        atlassian["extra"] = {"page_size": page_size}
     return {
-        "AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT": json.dumps(
-            {"conn_type": "atlassian_admin", "host": sim_url, "login": ORG, "password": API_KEY}
-        ),
+        "AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT": json.dumps(atlassian),
         "AIRFLOW_CONN_QRADAR_DEFAULT": json.dumps(
             {"conn_type": "qradar", "host": "127.0.0.1", "port": receiver_port, "extra": extra}
         ),
@@ -175,7 +176,8 @@ class TestScheduler:
             filter_clock=filter_clock,
         )
         with run_in_thread(config) as sim:
-            env = connections(sim.base_url, syslog_ng.port, max_reconnects=1, batch_size=50)
+            # Pages of 200: the busy hour is five pages, so the outage can strike after the third.
+            env = connections(sim.base_url, syslog_ng.port, page_size=200, max_reconnects=1, batch_size=50)
             # Catchup has nothing to do (the DAG starts tomorrow, whenever the hour turns); history is backfilled.
             env["ATLASSIAN_QRADAR_START_DATE"] = (NOW_HOUR + timedelta(days=1)).isoformat()
             home = AirflowHome(tmp_path / "airflow-home", extra_env=env)
