@@ -61,6 +61,8 @@ PROVIDER_VARIABLES = [
     "ATLASSIAN_QRADAR_EXECUTION_TIMEOUT_MINUTES",
     "ATLASSIAN_QRADAR_SILENCE_AFTER_MINUTES",
     "ATLASSIAN_QRADAR_FAIL_WHEN_SILENT",
+    "ATLASSIAN_QRADAR_RECONCILE_AFTER_MINUTES",
+    "ATLASSIAN_QRADAR_API_POOL",
     "AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT",
     "AIRFLOW_CONN_QRADAR_DEFAULT",
 ]
@@ -133,6 +135,14 @@ class TestComposeServices:
     def test_backing_service_images(self, services):
         assert services["postgres"]["image"] == "postgres:16"
         assert services["redis"]["image"] == "redis:7.2-bookworm"
+
+    def test_init_creates_the_api_pool_the_dag_uses(self, services):
+        script = services["airflow-init"]["command"][1]
+        assert 'airflow pools set "$${ATLASSIAN_QRADAR_API_POOL}" 4' in script or (
+            'airflow pools set "${ATLASSIAN_QRADAR_API_POOL}" 4' in script
+        )
+        worker = services["airflow-worker"]["environment"]
+        assert worker["ATLASSIAN_QRADAR_API_POOL"] == "${ATLASSIAN_QRADAR_API_POOL:-atlassian_api}"
 
     def test_init_migrates_the_database_and_creates_the_admin_user(self, services):
         init = services["airflow-init"]
@@ -291,7 +301,9 @@ class TestEnvExample:
         defaults = {
             node.targets[0].id: ast.literal_eval(node.value)
             for node in module.body
-            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+            if isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Constant)  # e.g. DEFAULT_EXECUTION_TIMEOUT = timedelta(...) is not
         }
         assert match.group(1) == defaults["DEFAULT_START_DATE"]
 
