@@ -97,3 +97,31 @@ class TestQueryIsNotATemplate:
         }
         task.render_template_fields(context)
         assert task.query == query
+
+
+class TestApiBudget:
+    def test_every_run_of_the_dag_shares_the_slots(self, monkeypatch):
+        from airflow_provider_atlassian_qradar.dag_factory import DEFAULT_API_SLOTS, api_share, build_audit_dag
+
+        monkeypatch.delenv("ATLASSIAN_QRADAR_API_POOL", raising=False)
+        task = build_audit_dag().get_task("deliver_audit_events")
+        assert task.max_active_tis_per_dag == DEFAULT_API_SLOTS == 4
+        assert task.requests_per_minute == api_share() == {"events-stream": 12.5, "events": 2.5}
+        assert task.pool == "default_pool"
+
+    def test_a_pool_shares_the_budget_with_other_dags(self, monkeypatch):
+        from airflow_provider_atlassian_qradar.dag_factory import api_share, build_audit_dag
+
+        monkeypatch.setenv("ATLASSIAN_QRADAR_API_POOL", "atlassian_api")
+        task = build_audit_dag(api_slots=5, requests_per_minute={"events-stream": 40}).get_task("deliver_audit_events")
+        assert task.pool == "atlassian_api" and task.max_active_tis_per_dag == 5
+        assert task.requests_per_minute == {"events-stream": 8.0, "events": 2.0}
+        assert api_share({"events-stream": 40}, slots=5) == task.requests_per_minute
+        explicit = build_audit_dag(api_pool="org_b_api").get_task("deliver_audit_events")
+        assert explicit.pool == "org_b_api"
+
+    def test_zero_slots_is_refused(self):
+        from airflow_provider_atlassian_qradar.dag_factory import DagSettingsError, build_audit_dag
+
+        with pytest.raises(DagSettingsError, match="api_slots=0"):
+            build_audit_dag(api_slots=0)
