@@ -613,15 +613,24 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             )
             return None
         delivered = int(summary.get("sent", 0)) + int((summary.get("reconcile") or {}).get("late_delivered", 0))
+        try:
+            previous = DeliveryRecord.from_json(accessor.get(SILENCE_STATE_KEY))
+        except Exception as err:  # the alarm is an aid: its state must never fail a delivered window
+            self.log.warning("could not read the silent-source alarm's record (%s); the alarm skips this window", err)
+            return None
         verdict = assess(
-            DeliveryRecord.from_json(accessor.get(SILENCE_STATE_KEY)),
+            previous,
             window,
             delivered=delivered,
             newest_processed_ms=newest_ms,
             now=datetime.now(timezone.utc),
             silence_after=span,
         )
-        accessor.set(SILENCE_STATE_KEY, verdict.record.to_json())
+        try:
+            accessor.set(SILENCE_STATE_KEY, verdict.record.to_json())
+        except Exception as err:
+            self.log.warning("could not store the silent-source alarm's record (%s); the alarm skips this window", err)
+            return None
         summary["silence"] = {
             "judged": verdict.judged,
             "silent": verdict.silent,

@@ -157,3 +157,18 @@ class TestSilentSourceAlarm:
             assert "silence" not in summary
         assert all(STATE_KEY not in store.values for store in stores.by_name.values())
         assert recorder.value("silent_source") is None
+
+    def test_a_failing_state_store_never_fails_a_delivered_window(self, quiet_org, recorder, capsys):
+        _sim, now = quiet_org
+
+        class BrokenStore(DictStore):
+            def set(self, key: str, value: Any) -> None:
+                raise OSError("database is locked")
+
+        class BrokenStores(DictAssetStores):
+            def __getitem__(self, asset: Any) -> DictStore:
+                return BrokenStore()
+
+        summary = run(window(now, 2), BrokenStores(), fail_when_silent=True)
+        assert summary["sent"] > 10 and "silence" not in summary
+        assert "could not store the silent-source alarm's record (database is locked)" in capsys.readouterr().out
