@@ -15,22 +15,15 @@ from airflow_provider_atlassian_qradar.dag_factory import build_audit_dag
 START = pendulum.parse(os.environ["BUDGET_TEST_START"])
 BUDGET = {"events-stream": 12.0}
 
-budget_a = build_audit_dag(
-    "budget_a",
-    qradar_conn_id="qradar_a",
-    start_date=START,  # type: ignore[arg-type]
-    api_pool="atlassian_api_test",
-    requests_per_minute=BUDGET,
-    reconcile_after=pendulum.duration(0),
-)
-budget_b = build_audit_dag(
-    "budget_b",
-    qradar_conn_id="qradar_b",
-    start_date=START,  # type: ignore[arg-type]
-    api_pool="atlassian_api_test",
-    requests_per_minute=BUDGET,
-    reconcile_after=pendulum.duration(0),
-)
+for name in ("budget_a", "budget_b"):
+    globals()[name] = build_audit_dag(
+        name,
+        qradar_conn_id=f"qradar_{name[-1]}",
+        start_date=START,  # type: ignore[arg-type]
+        api_pool="atlassian_api_test",
+        requests_per_minute=BUDGET,
+        reconcile_after=pendulum.duration(0),
+    )
 budget_orphan = build_audit_dag(
     "budget_orphan",
     qradar_conn_id="qradar_a",
