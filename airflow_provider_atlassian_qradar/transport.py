@@ -310,8 +310,9 @@ class TcpSender(EventSender):
     was sent since the last receipt: one page when the caller confirms every page, as the operator does.
 
     :meth:`confirm` ends the connection to get its receipt (the next ``send`` opens a new one): about 1 ms on
-    loopback, one to three round trips on a network. Without receipts (``confirm_delivery=False``, or after a
-    receiver did not close within ``write_timeout``) the replay after a drop is a window of the newest
+    loopback, one to three round trips on a network. A receiver that does not close within ``write_timeout``
+    makes ``confirm`` raise (no receipt is a failure). Without receipts (``confirm_delivery=False`` only) the
+    replay after a drop is a window of the newest
     ``receiver_buffer_bytes`` plus the kernel send buffer, which is kept at about one chunk: best effort, since
     what a crashing receiver had accepted but not read is beyond any window.
 
@@ -365,7 +366,7 @@ class TcpSender(EventSender):
         self.reconnect_backoff = reconnect_backoff
         self.receiver_buffer_bytes = receiver_buffer_bytes
         self.confirm_delivery = confirm_delivery
-        #: False once the receiver failed to give a receipt: from then on the replay window applies.
+        #: Whether receipts are asked for (``confirm_delivery``); without them the replay window applies.
         self.receipts = confirm_delivery
         self._sock: socket.socket | None = None
         # Chunks the receiver may not have read: since the last receipt, or the replay window without receipts.
