@@ -277,7 +277,11 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
             max_bytes=qradar.leef_budget(),
             org_id=org_id,
         )
-        memories = _ReconcileStore.open(context, self.atlassian_conn_id, self.log) if self._reconciles() else None
+        memories = (
+            _ReconcileStore.open(context, self.atlassian_conn_id, f"{self.dag_id}.{self.task_id}", self.log)
+            if self._reconciles()
+            else None
+        )
         newest = _NewestProcessed()
         with qradar.get_sender() as sender:
             if checkpoint and checkpoint.get("phase") == "reconcile":
@@ -792,15 +796,18 @@ def _asset_accessor(context: Any, atlassian_conn_id: str) -> Any:
 class _ReconcileStore:
     """First-read memories, one per window, in the organization's asset state store (Airflow 3.3+).
 
-    The asset (``audit_log_asset``) stands for one organization, so every DAG and run reading it shares the
-    memories; they live in Airflow's database (they survive worker restarts) and are deleted once reconciled.
+    The asset (``audit_log_asset``) stands for one organization and is shared by every DAG reading it, so each
+    memory is keyed by the delivering task (``dag_id.task_id``) as well as the window: two DAGs delivering the same
+    organization (to two destinations) each reconcile their own first reads. Memories live in Airflow's database
+    (they survive worker restarts) and are deleted once reconciled.
     """
 
-    def __init__(self, accessor: Any) -> None:
+    def __init__(self, accessor: Any, reader: str) -> None:
         self._accessor = accessor
+        self._reader = reader
 
     @classmethod
-    def open(cls, context: Any, atlassian_conn_id: str, log: Any) -> _ReconcileStore | None:
+    def open(cls, context: Any, atlassian_conn_id: str, reader: str, log: Any) -> _ReconcileStore | None:
         """The store of this task's organization, or None (with a warning) on an Airflow without one."""
         accessor = _asset_accessor(context, atlassian_conn_id)
         if accessor is None:
@@ -809,11 +816,10 @@ class _ReconcileStore:
                 "pass reconcile_after=None to silence this"
             )
             return None
-        return cls(accessor)
+        return cls(accessor, reader)
 
-    @staticmethod
-    def _key(window: Window) -> str:
-        return RECONCILE_KEY_PREFIX + window.label()
+    def _key(self, window: Window) -> str:
+        return f"{RECONCILE_KEY_PREFIX}{self._reader}/{window.label()}"
 
     def remember(self, window: Window, memory: FirstReadMemory) -> None:
         """Store (or replace) the memory of a window's first read."""

@@ -441,7 +441,30 @@ class TestReconciliation:
         else:
             # Processed-clock windows hold only events processed before their end: nothing to re-read.
             assert reconcile == {**reconcile, "late_delivered": 0, "api_requests": 0}
-        assert stores.memories().keys() == {f"first_read/{Window(*later).label()}"}, "reconciled memory deleted"
+        reader = operator().dag_id + ".deliver"
+        assert stores.memories().keys() == {f"first_read/{reader}/{Window(*later).label()}"}, (
+            "reconciled memory deleted"
+        )
+
+    def test_two_tasks_reading_one_organization_keep_their_own_memories(self, minute_windows, syslog_ng):
+        _sim, first, later, _ = minute_windows
+        stores = DictAssetStores()
+        self.run(first, stores, visibility_gap=timedelta(minutes=10))
+        other = AtlassianAuditLogToQRadarOperator(
+            task_id="to_second_qradar",
+            window_start=first[0].isoformat(),
+            window_end=first[1].isoformat(),
+            settle=timedelta(0),
+            reconcile_after=timedelta(minutes=1),
+            visibility_gap=timedelta(minutes=10),
+        )
+        other.execute({"task_state_store": DictStore(), "asset_state_store": stores})
+        label = Window(*first).label()
+        readers = {key for key in stores.memories() if key.endswith(label)}
+        assert len(readers) == 2, readers
+        self.run(later, stores, visibility_gap=timedelta(minutes=10))  # "deliver" reconciles its own first read
+        left = {key for key in stores.memories() if key.endswith(label)}
+        assert left == {f"first_read/{other.dag_id}.to_second_qradar/{label}"}
 
     def test_a_window_first_read_after_it_settled_costs_no_reconciliation(self, minute_windows, syslog_ng):
         sim, first, _later, _ = minute_windows
