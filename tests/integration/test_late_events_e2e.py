@@ -118,7 +118,8 @@ def test_long_tail_events_are_delivered_once_by_reconciliation(tmp_path: Path) -
         summaries = result["summaries"]
         reconciled_end = first + RECONCILED_WINDOWS * WINDOW
         truth = set(sim.ground_truth(first, reconciled_end))
-        everything = set(sim.ground_truth(first, first + (RECONCILED_WINDOWS + RECONCILE_SHIFT) * WINDOW))
+        # The scheduler goes on with later windows while the test reads: anything up to now may have arrived.
+        everything = set(sim.ground_truth(first, datetime.now(timezone.utc)))
         got = received_ids(receiver.lines())
         assert max(got.values()) == 1, f"{clock}: an event arrived twice"
         assert truth <= set(got), f"{clock}: {len(truth - set(got))} events of reconciled windows missing"

@@ -373,8 +373,10 @@ class TestReconciliation:
     @pytest.fixture
     def minute_windows(self, monkeypatch, filter_clock):
         now = datetime.now(timezone.utc).replace(microsecond=0)
-        first = (now - timedelta(minutes=2), now - timedelta(minutes=1))
-        later = (now - timedelta(minutes=1), now)
+        # The later window ends 30 s ago: every event of it (lag <= 20 s) is visible to its first read, so the
+        # truth checked at the end is what that read could see; only the first window has hidden events.
+        first = (now - timedelta(seconds=150), now - timedelta(seconds=90))
+        later = (now - timedelta(seconds=90), now - timedelta(seconds=30))
         # Three events of the first window are processed (and so visible) only 3 s from now: its first read
         # cannot see them. Under the processed clock they belong to the window of their processing time instead.
         hidden_at = now + timedelta(seconds=3)
@@ -410,7 +412,8 @@ class TestReconciliation:
 
     @staticmethod
     def run(window: tuple[datetime, datetime], stores: DictAssetStores, **kwargs: Any) -> dict[str, Any]:
-        kwargs.setdefault("visibility_gap", timedelta(seconds=30))
+        # 60 s: the first window's read (90 s after its end) is still within reconcile_after + gap of it.
+        kwargs.setdefault("visibility_gap", timedelta(seconds=60))
         task = operator(
             window_start=window[0].isoformat(),
             window_end=window[1].isoformat(),
