@@ -155,6 +155,8 @@ class AirflowServices:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     components: dict[str, Component] = field(default_factory=dict)
     token: str | None = None
+    #: how many times :meth:`wait_for_runs` restarted a stalled scheduler
+    scheduler_restarts: int = 0
 
     @property
     def api_url(self) -> str:
@@ -281,15 +283,41 @@ class AirflowServices:
             if not page or len(runs) >= int(body.get("total_entries", len(runs))):
                 return runs
 
-    def wait_for_runs(self, dag_id: str, count: int, timeout: float = 600) -> list[dict[str, Any]]:
-        """Wait until ``count`` runs of the DAG reached a final state; return all runs."""
+    def wait_for_runs(
+        self, dag_id: str, count: int, timeout: float = 600, restart_stalled_scheduler_after: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Wait until ``count`` runs of the DAG reached a final state; return all runs.
+
+        :param restart_stalled_scheduler_after: when set, a scheduler under which no run changes state for this
+            many seconds is restarted (twice at most), as a process supervisor would: on SQLite, Airflow 3.3.2's
+            scheduler can wedge on a backfill with its process still up (``FOREIGN KEY constraint failed`` /
+            ``ObjectDeletedError``, apache/airflow#27300). Restarts are counted in :attr:`scheduler_restarts`.
+        """
         deadline = time.monotonic() + timeout
         runs: list[dict[str, Any]] = []
+        last_states: list[str] = []
+        last_change = time.monotonic()
         while time.monotonic() < deadline:
             runs = self.dag_runs(dag_id)
             done = [r for r in runs if r["state"] in ("success", "failed")]
             if len(done) >= count:
                 return runs
+            states = sorted(r["state"] for r in runs)
+            if states != last_states:
+                last_states, last_change = states, time.monotonic()
+            elif (
+                restart_stalled_scheduler_after is not None
+                and time.monotonic() - last_change > restart_stalled_scheduler_after
+                and self.scheduler_restarts < 2
+            ):
+                self.scheduler_restarts += 1
+                print(
+                    f"no run of {dag_id} moved for {restart_stalled_scheduler_after:.0f} s: restarting the scheduler "
+                    f"({self.scheduler_restarts}/2); its log ends:\n{self.log_tail('scheduler', 1500)}",
+                    flush=True,
+                )
+                self.restart("scheduler")
+                last_change = time.monotonic()
             time.sleep(2)
         states = sorted((r["dag_run_id"], r["state"]) for r in runs)
         raise TimeoutError(f"{dag_id}: runs not finished after {timeout} s: {states}\n{self.log_tail('scheduler')}")

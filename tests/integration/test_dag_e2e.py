@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from airflow_provider_atlassian_qradar.leef import parse_leef
+from airflow_provider_atlassian_qradar.windows import parse_timestamp_ms, to_epoch_ms
 from sandbox.airflow_stack import AirflowHome, airflow_services
 from sandbox.atlassian_sim import SimulatorConfig, generate_events, run_in_thread
 from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
@@ -29,6 +30,13 @@ DAG_ID = "atlassian_audit_to_qradar"
 API_KEY = "e2e-key-MUST-NOT-LEAK"
 ORG = "org-e2e"
 NOW_HOUR = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def in_window(events: list[dict], low: datetime, high: datetime, clock: str) -> int:
+    """How many generated events the API returns for [low, high) under ``clock``, counted from the generator."""
+    key = "processedAt" if clock == "processed" else "time"
+    low_ms, high_ms = to_epoch_ms(low), to_epoch_ms(high)
+    return sum(low_ms <= parse_timestamp_ms(e["attributes"][key]) < high_ms for e in events)
 
 
 def received_ids(lines: list[str]) -> Counter[str]:
@@ -80,7 +88,8 @@ class TestDagsTest:
                 assert "failed" not in result.stdout.lower().split("dagrun finished")[-1], result.stdout[-3000:]
             truth = sim.ground_truth(first, first + timedelta(hours=3))
             got = received_ids(syslog_ng.wait_for_lines(len(truth)))
-        assert len(truth) == 750 if filter_clock == "time" else abs(len(truth) - 750) < 25
+        assert len(truth) == in_window(generate_events(config), first, first + timedelta(hours=3), filter_clock)
+        assert filter_clock == "processed" or len(truth) == 750
         assert set(got) == set(truth), f"missing {len(set(truth) - set(got))}, unexpected {len(set(got) - set(truth))}"
         assert max(got.values()) == 1, "an event arrived twice"
         for line in syslog_ng.lines()[:5]:
@@ -148,6 +157,7 @@ class TestDagsTest:
 
 
 class TestScheduler:
+    @pytest.mark.timeout(1800)  # room for up to two scheduler restarts (SQLite wedge) on a loaded machine
     def test_backfill_via_rest_api_then_a_retry_resumes_after_a_receiver_outage(
         self, tmp_path, syslog_ng, filter_clock
     ):
@@ -192,12 +202,15 @@ class TestScheduler:
                     reprocess_behavior="none",
                 )
                 assert backfill["dag_id"] == DAG_ID
-                runs = airflow.wait_for_runs(DAG_ID, 24, timeout=900)
+                # The SQLite scheduler wedge (docs/deployment.md) is restarted as a supervisor would; counted below.
+                runs = airflow.wait_for_runs(DAG_ID, 24, timeout=700, restart_stalled_scheduler_after=120)
                 assert len(runs) == 24
                 assert {r["state"] for r in runs} == {"success"}, [(r["dag_run_id"], r["state"]) for r in runs]
                 truth = sim.ground_truth(backfill_first, backfill_first + timedelta(hours=24))
                 got = received_ids(syslog_ng.wait_for_lines(len(truth)))
-                assert len(truth) == 24 * 150 if filter_clock == "time" else abs(len(truth) - 24 * 150) < 25
+                span = (backfill_first, backfill_first + timedelta(hours=24))
+                assert len(truth) == in_window(generate_events(config), *span, filter_clock)
+                assert filter_clock == "processed" or len(truth) == 24 * 150
                 assert set(got) == set(truth) and max(got.values()) == 1
                 airflow.wait_for_backfill(backfill["id"])
 
@@ -227,7 +240,7 @@ class TestScheduler:
                 )
                 outage = threading.Thread(target=_outage_after_pages, args=(sim, syslog_ng, before, 3))
                 outage.start()
-                runs = airflow.wait_for_runs(DAG_ID, 25, timeout=900)
+                runs = airflow.wait_for_runs(DAG_ID, 25, timeout=700, restart_stalled_scheduler_after=120)
                 outage.join()
                 sim.faults.update(slow_seconds=0)
                 run = next(r for r in runs if r["data_interval_start"].startswith(big_window.strftime("%Y-%m-%dT%H")))
@@ -243,7 +256,9 @@ class TestScheduler:
                 )["value"]
                 truth = sim.ground_truth(big_window, big_window + timedelta(hours=1))
                 got = received_ids(syslog_ng.wait_for_lines(lines_before + len(truth))[lines_before:])
-        assert len(truth) == 1000 if filter_clock == "time" else abs(len(truth) - 1000) < 25
+        print(f"scheduler restarts (SQLite wedge): {airflow.scheduler_restarts}")
+        assert len(truth) == in_window(busy_hour, big_window, big_window + timedelta(hours=1), filter_clock)
+        assert filter_clock == "processed" or len(truth) == 1000
         summary = json.loads(summary) if isinstance(summary, str) else summary
         assert summary["resumed_after"] > 0, summary
         assert set(got) == set(truth), f"missing {len(set(truth) - set(got))}"
