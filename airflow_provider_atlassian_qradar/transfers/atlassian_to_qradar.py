@@ -917,17 +917,18 @@ class _Archive:
 
 
 def _as_datetime(value: Any, name: str) -> datetime:
+    # A window bound that cannot be read will not be readable on a retry either: fail at once.
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str) and value.strip():
         try:
             moment = pendulum.parse(value.strip())  # type: ignore[assignment]
         except Exception as err:
-            raise AirflowException(f"{name}={value!r} is not an ISO 8601 date-time: {err}") from None
+            raise AirflowFailException(f"{name}={value!r} is not an ISO 8601 date-time: {err}") from None
     else:
-        raise AirflowException(f"{name} is empty: pass an ISO 8601 date-time or a datetime")
+        raise AirflowFailException(f"{name} is empty: pass an ISO 8601 date-time or a datetime")
     if not isinstance(moment, datetime):
-        raise AirflowException(f"{name}={value!r} is a date or duration, not a date-time")
+        raise AirflowFailException(f"{name}={value!r} is a date or duration, not a date-time")
     if moment.tzinfo is None:
-        raise AirflowException(f"{name}={value!r} has no time zone: add one, e.g. +00:00")
+        raise AirflowFailException(f"{name}={value!r} has no time zone: add one, e.g. +00:00")
     return moment

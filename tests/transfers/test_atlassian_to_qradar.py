@@ -117,12 +117,19 @@ class TestAtlassianAuditLogToQRadarOperatorValidation:
             (HOUR, HOUR + timedelta(days=2), "longer than max_window"),
             (datetime.now(timezone.utc), datetime.now(timezone.utc) + timedelta(hours=2), "ends in the future"),
             ("yesterday-ish", HOUR, "is not an ISO 8601 date-time"),
+            ("None", HOUR, "is not an ISO 8601 date-time"),  # a manual run without a logical date renders this
         ],
     )
     def test_bad_windows_fail_before_any_request(self, simulator, syslog_ng, start, end, message):
         start_text = start.isoformat() if isinstance(start, datetime) else start
         with pytest.raises((AirflowException, ValueError), match=message):
             operator(window_start=start_text, window_end=end.isoformat()).execute({})
+        assert simulator.requests == []
+
+    @pytest.mark.parametrize("bound", ["None", "", "yesterday-ish"])
+    def test_an_unreadable_window_bound_fails_without_retries(self, simulator, syslog_ng, bound):
+        with pytest.raises(AirflowFailException, match="window_start"):
+            operator(window_start=bound).execute({})
         assert simulator.requests == []
 
     def test_unknown_protocol_fails_before_any_request(self, simulator, monkeypatch):
