@@ -61,6 +61,12 @@ def _reconcile(quick: bool) -> dict[str, Any]:
     return reconcile.run((100, 1_000)) if quick else reconcile.run()
 
 
+def _budget(quick: bool) -> dict[str, Any]:
+    from bench import budget
+
+    return budget.run(quick)
+
+
 #: Measures in report order: name -> runner(quick).
 MEASURES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "encoder": _encoder,
@@ -69,6 +75,7 @@ MEASURES: dict[str, Callable[[bool], dict[str, Any]]] = {
     "api_efficiency": _api_efficiency,
     "backfill": _backfill,
     "reconcile": _reconcile,
+    "budget": _budget,
 }
 
 
