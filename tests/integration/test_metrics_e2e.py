@@ -10,12 +10,12 @@ import re
 import socket
 import threading
 import time
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from airflow_provider_atlassian_qradar.leef import parse_leef
+from sandbox.airflow_stack import AirflowHome
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
 from tests.integration.test_dag_e2e import API_KEY, DAG_ID, NOW_HOUR, ORG, connections
 from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
@@ -67,7 +67,7 @@ class UdpListener:
         return found
 
 
-def test_dags_test_run_sends_the_window_metrics_through_airflow_statsd(migrated_airflow_home, tmp_path):
+def test_dags_test_run_sends_the_window_metrics_through_airflow_statsd(tmp_path):
     require_syslog_ng()
     window_start = NOW_HOUR - timedelta(hours=30)
     window_end = window_start + timedelta(hours=1)
@@ -91,7 +91,10 @@ def test_dags_test_run_sends_the_window_metrics_through_airflow_statsd(migrated_
                 "AIRFLOW__METRICS__STATSD_INFLUXDB_ENABLED": "True",
             }
         )
-        home = replace(migrated_airflow_home, extra_env=env)
+        # A home of its own: the lag is measured from the organization's newest delivery so far, which the asset
+        # state store of a shared home would carry over from other tests' (more recent) windows.
+        home = AirflowHome(tmp_path / "airflow-home", extra_env=env)
+        home.migrate()
         started = time.time()
         result = home.cli("dags", "test", DAG_ID, window_end.isoformat(), timeout=300)
         finished = time.time()
