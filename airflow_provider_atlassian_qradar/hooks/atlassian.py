@@ -148,14 +148,19 @@ class Page:
 class _RequestPacer:
     """Space requests evenly: at most ``per_minute`` a minute, one every ``60 / per_minute`` seconds.
 
-    Even spacing (rather than bursts) is what lets several windows share one organization's budget: each task
-    gets a share, and :meth:`time_to_next` tells a finishing task how long its last request still "occupies"
-    its share, so the next task in the same worker slot cannot push the sum over the limit.
+    The first request waits one interval from ``claimed_at``, the moment the caller's share began (its task's
+    start). A task that takes a slot just freed by another therefore never requests sooner than one interval
+    after that task's last request, so parallel shares add up to at most the limit with no hold at the end,
+    and the task's own start-up (process, DAG parse) runs inside that first interval instead of adding to it.
     """
 
     per_minute: float
-    next_at: float = 0.0
+    claimed_at: float = field(default_factory=lambda: time.monotonic())
+    next_at: float = field(init=False)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.next_at = self.claimed_at + self.interval
 
     @property
     def interval(self) -> float:
@@ -177,10 +182,6 @@ class _RequestPacer:
                 time.sleep(pause)
             self.next_at = max(now, self.next_at) + self.interval
             return pause
-
-    def time_to_next(self) -> float:
-        """Seconds until this pacer would allow another request (0 when idle)."""
-        return max(0.0, self.next_at - time.monotonic()) if self.per_minute > 0 else 0.0
 
 
 class _RecentIds:
@@ -332,6 +333,8 @@ class AtlassianAuditLogHook(BaseHook):
     :param atlassian_conn_id: the Airflow connection id.
     :param page_size: events per request; overrides the connection's ``page_size``.
     :param requests_per_minute: pacing per path, e.g. ``{"events-stream": 25}``; overrides the connection.
+    :param share_claimed_at: when this caller's share of the budget began (epoch seconds; default: now): the
+        first request of each path waits one pacing interval from then. The operator passes its task's start.
     """
 
     conn_name_attr = "atlassian_conn_id"
@@ -347,8 +350,12 @@ class AtlassianAuditLogHook(BaseHook):
         *,
         page_size: int | None = None,
         requests_per_minute: Mapping[str, float] | None = None,
+        share_claimed_at: float | None = None,
     ) -> None:
         super().__init__()
+        # Wall-clock (epoch s) start of this caller's share of the budget, as a point on the monotonic clock.
+        claimed = time.time() if share_claimed_at is None else share_claimed_at
+        self._share_claimed_at = time.monotonic() - (time.time() - claimed)
         self.atlassian_conn_id = atlassian_conn_id
         self._page_size_override = page_size
         self._rpm_override = dict(requests_per_minute or {})
@@ -439,17 +446,10 @@ class AtlassianAuditLogHook(BaseHook):
 
     @cached_property
     def _pacers(self) -> dict[str, _RequestPacer]:
-        return {path: _RequestPacer(rpm) for path, rpm in self._connection_settings["rpm"].items()}
-
-    def rate_share_remaining(self) -> float:
-        """Seconds until this hook's last request stops counting against its share of the rate limit.
-
-        A task that ends sooner and is followed at once by another window's task in the same worker slot would
-        let the two together exceed the share; the operator waits this long before finishing.
-        """
-        if "_pacers" not in self.__dict__:
-            return 0.0
-        return max((pacer.time_to_next() for pacer in self._pacers.values()), default=0.0)
+        return {
+            path: _RequestPacer(rpm, claimed_at=self._share_claimed_at)
+            for path, rpm in self._connection_settings["rpm"].items()
+        }
 
     def get_conn(self) -> requests.Session:
         """Return the requests session, with the bearer token set."""
