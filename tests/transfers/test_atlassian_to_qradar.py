@@ -18,10 +18,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_provider_atlassian_qradar.leef import parse_leef
-from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import (
-    CHECKPOINT_KEY,
-    AtlassianAuditLogToQRadarOperator,
-)
+from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
+from airflow_provider_atlassian_qradar.transfers.checkpoint import CHECKPOINT_KEY
 from airflow_provider_atlassian_qradar.windows import Window
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
 from tests.receivers.certs import generate_certs
