@@ -17,11 +17,6 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from airflow.sdk import BaseOperator
 
-try:
-    from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # Airflow 3.1
-    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
-
 from airflow_provider_atlassian_qradar.connection_fields import ConnectionConfigError
 from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError, AtlassianAuditLogHook
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
@@ -32,6 +27,7 @@ from airflow_provider_atlassian_qradar.transfers.archive import WindowArchive, d
 from airflow_provider_atlassian_qradar.transfers.assets import audit_log_asset
 from airflow_provider_atlassian_qradar.transfers.checkpoint import TaskCheckpoint
 from airflow_provider_atlassian_qradar.transfers.delivery import FirstRead, NewestProcessed, send_batches
+from airflow_provider_atlassian_qradar.transfers.failures import AirflowFailException, is_permanent
 from airflow_provider_atlassian_qradar.transfers.reconcile_store import ReconcileStore
 from airflow_provider_atlassian_qradar.transfers.second_read import remember_first_read, second_read
 from airflow_provider_atlassian_qradar.transfers.silence_alarm import judge_silence, silence_message
@@ -235,7 +231,7 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
         except (AtlassianApiError, QRadarDeliveryError) as err:
             # A permanent error needs someone to change something: fail now instead of spending an hour of
             # retries. The others arrive here only after the hooks' own retries; the next attempt resumes.
-            if _is_permanent(err):
+            if is_permanent(err):
                 raise AirflowFailException(str(err)) from None
             raise
 
@@ -382,14 +378,6 @@ class AtlassianAuditLogToQRadarOperator(BaseOperator):
                 "(ATLASSIAN_QRADAR_FAIL_WHEN_SILENT): it stops failing once an event is delivered, or set "
                 "ATLASSIAN_QRADAR_SILENCE_AFTER_MINUTES=0 to turn the alarm off"
             )
-
-
-def _is_permanent(err: Exception) -> bool:
-    """Whether retrying cannot help: both error types say so in ``permanent``."""
-    permanent = getattr(err, "permanent", None)
-    if permanent is None and isinstance(err, AtlassianApiError):
-        return err.status in (400, 401, 403, 404)  # the rule AtlassianApiError applies when not told
-    return bool(permanent)
 
 
 def _task_started_at(context: Context | None) -> float | None:

@@ -8,11 +8,7 @@ from typing import Any
 import pendulum
 from airflow.sdk.exceptions import AirflowException
 
-try:
-    from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # Airflow 3.1
-    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
-
+from airflow_provider_atlassian_qradar.transfers.failures import AirflowFailException
 from airflow_provider_atlassian_qradar.windows import Window
 
 

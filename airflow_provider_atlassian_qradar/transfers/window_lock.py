@@ -9,11 +9,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-try:
-    from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # Airflow 3.1
-    from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
-
+from airflow_provider_atlassian_qradar.transfers.failures import AirflowFailException
 from airflow_provider_atlassian_qradar.windows import Window
 
 #: Environment variable naming the directory of the per-window delivery locks (default: under AIRFLOW_HOME, so
