@@ -15,15 +15,14 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_provider_atlassian_qradar import metrics
 from airflow_provider_atlassian_qradar.silence import STATE_KEY
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
-from tests.transfers.test_atlassian_to_qradar import (  # noqa: F401 - syslog_ng is a fixture
+from tests.transfers.test_atlassian_to_qradar import (
     API_KEY,
     ORG,
-    DictAssetStores,
     DictStore,
     operator,
-    syslog_ng,
     use_simulator,
 )
+from tests.transfers.test_second_read import DictAssetStores
 
 SPAN = timedelta(seconds=40)
 LENGTH = timedelta(seconds=20)
