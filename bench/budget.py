@@ -122,6 +122,8 @@ def _scenario(
                 raise TimeoutError(f"{label}: runs not finished: {done} of {wanted}")
             time.sleep(2)
         wall = time.monotonic() - started
+        finished_wall = time.time()
+        timeline = _timeline(airflow, list(dags), sim.requests, dags, finished_wall - wall, finished_wall)
         failed = {name: sum(1 for run in airflow.dag_runs(name) if run["state"] == "failed") for name in dags}
         delivery: dict[str, dict[str, int]] = {}
         for name, receiver in receivers.items():
@@ -148,6 +150,85 @@ def _scenario(
         "wall_seconds": round(wall, 1),
         "rate_limit_bound_seconds": round(bound, 1),
         "ratio_wall_to_bound": round(wall / bound, 2) if bound else None,
+        "timeline": timeline,
+    }
+
+
+def _parse_time(value: str | None) -> float | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+
+def _median(values: list[float]) -> float | None:
+    ordered = sorted(values)
+    return round(ordered[len(ordered) // 2], 2) if ordered else None
+
+
+def _timeline(
+    airflow: Any, names: list[str], requests: list[Any], dags: dict[str, dict[str, Any]], began: float, ended: float
+) -> dict[str, Any]:
+    """Where the wall time goes: each task's queue wait, start-up + pacing, work after its first request, and how
+    long a freed slot stays empty before the next task starts in it (the scheduler's hand-over)."""
+    first_request: dict[int, float] = {}
+    for record in requests:
+        if record.path.endswith("/events-stream") and record.status == 200 and "cursor" not in record.params:
+            window = int(record.params["from"][0])
+            first_request[window] = min(first_request.get(window, record.at), record.at)
+    tasks: list[dict[str, float | None]] = []
+    for name in names:
+        interval_start = {run["dag_run_id"]: _parse_time(run["data_interval_start"]) for run in airflow.dag_runs(name)}
+        offset = 0
+        while True:
+            body = airflow.api(
+                "GET", f"/api/v2/dags/{name}/dagRuns/~/taskInstances", params={"limit": 100, "offset": offset}
+            )
+            page = body["task_instances"]
+            for ti in page:
+                window_start = interval_start.get(ti["dag_run_id"])
+                request_at = first_request.get(round(window_start * 1000)) if window_start is not None else None
+                tasks.append(
+                    {
+                        "queued": _parse_time(ti.get("queued_when")),
+                        "start": _parse_time(ti.get("start_date")),
+                        "end": _parse_time(ti.get("end_date")),
+                        "request": request_at,
+                    }
+                )
+            offset += len(page)
+            if not page or offset >= body["total_entries"]:
+                break
+    done = [task for task in tasks if task["start"] is not None and task["end"] is not None]
+    starts = sorted(float(task["start"]) for task in done)  # type: ignore[arg-type]
+    ends = sorted(float(task["end"]) for task in done)  # type: ignore[arg-type]
+    # A slot freed at a task's end is taken by the first start after it that no earlier end has taken.
+    handovers: list[float] = []
+    next_start = 0
+    for end in ends:
+        while next_start < len(starts) and starts[next_start] < end:
+            next_start += 1
+        if next_start < len(starts):
+            handovers.append(starts[next_start] - end)
+            next_start += 1
+    slots = sum(int(settings["slots"]) for settings in dags.values())
+    busy = sum(float(task["end"]) - float(task["start"]) for task in done)  # type: ignore[arg-type]
+    requests_at = [float(task["request"]) for task in done if task["request"] is not None]  # type: ignore[arg-type]
+    return {
+        "tasks": len(done),
+        "slots": slots,
+        "slot_seconds_busy_share": round(busy / (slots * (ended - began)), 3) if done else None,
+        "seconds_per_task_per_slot": round(slots * (ended - began) / len(done), 2) if done else None,
+        "median_queued_to_start_s": _median(
+            [float(t["start"]) - float(t["queued"]) for t in done if t["queued"] is not None]  # type: ignore[arg-type]
+        ),
+        "median_start_to_first_request_s": _median(
+            [float(t["request"]) - float(t["start"]) for t in done if t["request"] is not None]  # type: ignore[arg-type]
+        ),
+        "median_first_request_to_end_s": _median(
+            [float(t["end"]) - float(t["request"]) for t in done if t["request"] is not None]  # type: ignore[arg-type]
+        ),
+        "median_slot_handover_s": _median(handovers),
+        "mean_slot_handover_s": round(sum(handovers) / len(handovers), 2) if handovers else None,
+        "lead_in_s": round(min(requests_at) - began, 1) if requests_at else None,
+        "tail_s": round(ended - max(requests_at), 1) if requests_at else None,
     }
 
 
