@@ -39,7 +39,7 @@ except ImportError:  # Airflow 3.1 keeps them in core only
         DeltaDataIntervalTimetable,
     )
 
-from airflow_provider_atlassian_qradar.hooks.atlassian import DEFAULT_REQUESTS_PER_MINUTE
+from airflow_provider_atlassian_qradar.atlassian_api import DEFAULT_REQUESTS_PER_MINUTE
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 
 DEFAULT_START_DATE = "2026-11-01T00:00:00+00:00"

@@ -144,8 +144,9 @@ def connector_under_rate_limit(events: int) -> dict[str, Any]:
 
 def default_concurrency(events: int) -> dict[str, Any]:
     """The DAG's default number of windows, read at once with its per-window budget, against 50 requests/min."""
+    from airflow_provider_atlassian_qradar.atlassian_api import STREAM
     from airflow_provider_atlassian_qradar.dag_factory import build_audit_dag
-    from airflow_provider_atlassian_qradar.hooks.atlassian import STREAM, AtlassianAuditLogHook
+    from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
 
     dag = build_audit_dag()
     task: Any = dag.get_task("deliver_audit_events")

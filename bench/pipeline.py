@@ -265,10 +265,10 @@ def top_functions(profile_path: str, limit: int = 8) -> list[dict[str, Any]]:
 
 #: Hot paths reported by cumulative time: label -> (file name ending, function name).
 HOT_PATHS = {
-    "hook: iter_pages (HTTP, JSON, dedupe, clock evidence)": ("hooks/atlassian.py", "iter_pages"),
+    "hook: iter_pages (HTTP, JSON, dedupe, clock evidence)": ("atlassian_api/paging.py", "walk_window"),
     "hook: HTTP GET (requests)": ("requests/sessions.py", "get"),
     "hook: json parse of pages": ("json/decoder.py", "raw_decode"),
-    "hook: _accept per event (timestamps, dedupe)": ("hooks/atlassian.py", "_accept"),
+    "hook: _accept per event (timestamps, dedupe)": ("atlassian_api/paging.py", "_accept"),
     "encoder: LeefOptions.format": ("leef.py", "format"),
     "sender: send (framing + sendall)": ("transport.py", "send"),
     "sender: confirm (receipt per page)": ("transport.py", "confirm"),

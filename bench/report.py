@@ -286,7 +286,7 @@ Fixed, measured before/after (table above):
    one, so the receiver works while we fetch: 5.3 s with receipts vs 5.9 s without in the next A/B run (noise).
    TLS cannot half-close ahead (its close_notify exchange blocks), so TLS still waits in line; at the API's
    50 pages/min this costs nothing in production.
-4. **Pacer with zero slack** (`hooks/atlassian.py`, measure 4): four windows each paced to exactly
+4. **Pacer with zero slack** (`atlassian_api/pacing.py`, measure 4): four windows each paced to exactly
    50/4 = 12.5 requests/min could put 52 requests in one sliding minute (7 x 429 in 211 requests in the first
    run). Each window now spaces its requests at 60/floor(share) s plus 2%: 0 x 429 since.
 

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import psutil
 from airflow.sdk import BaseOperator
 
+from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
 from airflow_provider_atlassian_qradar.connection_fields import ConnectionConfigError
-from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError, AtlassianAuditLogHook
+from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
 from airflow_provider_atlassian_qradar.leef import LeefOptions
 from airflow_provider_atlassian_qradar.reconcile import DEFAULT_VISIBILITY_GAP

@@ -7,7 +7,7 @@ try:
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
-from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError
+from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
 
 __all__ = ["AirflowFailException", "is_permanent"]
 

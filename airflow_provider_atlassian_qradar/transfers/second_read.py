@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError, AtlassianAuditLogHook
+from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
+from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
 from airflow_provider_atlassian_qradar.leef import LeefOptions
 from airflow_provider_atlassian_qradar.reconcile import FirstReadMemory, needs_second_read, select_late
 from airflow_provider_atlassian_qradar.transfers.delivery import Batch, NewestProcessed, send_batches

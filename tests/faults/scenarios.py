@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from airflow_provider_atlassian_qradar.atlassian_api.guard import SecretScrubber
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
-from airflow_provider_atlassian_qradar.http_guard import SecretScrubber
 from airflow_provider_atlassian_qradar.leef import is_schema_key, parse_leef
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from sandbox.atlassian_sim import Simulator, SimulatorConfig, run_in_thread

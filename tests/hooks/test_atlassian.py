@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
@@ -15,12 +14,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
 from airflow_provider_atlassian_qradar.connection_fields import ConnectionConfigError
-from airflow_provider_atlassian_qradar.hooks.atlassian import (
-    AtlassianApiError,
-    AtlassianAuditLogHook,
-    _RequestPacer,
-)
+from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
 from airflow_provider_atlassian_qradar.windows import to_epoch_ms
 
 BASE = "https://api.test.example"
@@ -433,7 +429,7 @@ class TestAtlassianAuditLogHookOtherEndpoints:
         assert relabel["login"] == "Organization ID" and relabel["password"] == "API key"
 
 
-class TestRequestPacer:
+class TestHookPacing:
     @pytest.fixture
     def clock(self, monkeypatch) -> list[float]:
         now = [1000.0]
@@ -441,61 +437,9 @@ class TestRequestPacer:
         def fake_sleep(seconds: float) -> None:
             now[0] += seconds
 
-        monkeypatch.setattr("airflow_provider_atlassian_qradar.hooks.atlassian.time.monotonic", lambda: now[0])
-        monkeypatch.setattr("airflow_provider_atlassian_qradar.hooks.atlassian.time.sleep", fake_sleep)
+        monkeypatch.setattr("airflow_provider_atlassian_qradar.atlassian_api.pacing.time.monotonic", lambda: now[0])
+        monkeypatch.setattr("airflow_provider_atlassian_qradar.atlassian_api.pacing.time.sleep", fake_sleep)
         return now
-
-    def test_spaces_requests_evenly(self, clock):
-        pacer = _RequestPacer(per_minute=12, claimed_at=clock[0] - 60)  # one every 5 s, plus 2% for jitter
-        assert pacer.wait() == 0.0
-        assert pacer.wait() == pytest.approx(5.1)
-        assert pacer.wait() == pytest.approx(5.1)
-        assert clock[0] - 1000.0 == pytest.approx(10.2)
-
-    def test_the_first_request_waits_one_interval_from_the_claim(self, clock):
-        pacer = _RequestPacer(per_minute=12)  # claimed now
-        clock[0] += 2.0  # the task's start-up runs inside the first interval
-        assert pacer.wait() == pytest.approx(3.1)
-        assert clock[0] - 1000.0 == pytest.approx(5.1)
-
-    @pytest.mark.parametrize("share", [12.5, 12, 50, 10, 2.5, 1])
-    def test_no_60_second_span_holds_more_than_the_whole_share(self, clock, share):
-        pacer = _RequestPacer(per_minute=share)
-        sent = []
-        for _ in range(200):
-            pacer.wait()
-            sent.append(clock[0])
-        busiest = max(sum(1 for t in sent if start <= t < start + 60) for start in sent)
-        assert busiest <= int(share) or (share < 1 and busiest == 1)
-
-    @pytest.mark.parametrize("slots", [4, 5, 10])
-    def test_tasks_taking_freed_slots_never_exceed_the_budget(self, clock, slots):
-        """Each slot runs task after task (random start-up, 1-3 requests, random work, random scheduling gap),
-        each task pacing from its own start with no hold at its end: no 60 s span exceeds the budget."""
-        rng = random.Random(slots)
-        share = 50 / slots
-        sent: list[float] = []
-        for _slot in range(slots):
-            clock[0] = 1000.0 + rng.uniform(0, 1)
-            while clock[0] < 1600.0:
-                pacer = _RequestPacer(per_minute=share)  # the task starts: its claim begins
-                clock[0] += rng.choice([0.0, 0.5, 2.0, rng.uniform(0, 30)])  # process start-up, DAG parse
-                for _request in range(rng.randint(1, 3)):
-                    pacer.wait()
-                    sent.append(clock[0])
-                    clock[0] += rng.uniform(0, 1.5)  # the response, sending to QRadar
-                clock[0] += rng.choice([0.0, 0.1, rng.uniform(0, 5)])  # the slot passes to the next task
-        sent.sort()
-        busiest = max(sum(1 for t in sent if start <= t < start + 60) for start in sent)
-        assert busiest <= 50
-        assert busiest >= 30  # and the slots together do use much of it (start-ups of up to 30 s included)
-
-    def test_idle_time_is_not_banked_into_a_burst(self, clock):
-        pacer = _RequestPacer(per_minute=12)
-        pacer.wait()
-        clock[0] += 60.0
-        assert pacer.wait() == 0.0
-        assert pacer.wait() == pytest.approx(5.1)
 
     @pytest.mark.parametrize(("claimed_seconds_ago", "first_wait"), [(None, 5.1), (2.0, 3.1), (60.0, 0.0)])
     def test_the_hook_paces_from_its_callers_claim(
@@ -509,7 +453,3 @@ class TestRequestPacer:
         hook = AtlassianAuditLogHook(share_claimed_at=claimed)
         assert [e["id"] for e in hook.iter_events(START, END)] == ["a"]
         assert hook.stats.pacing_seconds == pytest.approx(first_wait + 5.1, abs=0.05)
-
-    def test_zero_means_unpaced(self):
-        pacer = _RequestPacer(per_minute=0)
-        assert all(pacer.wait() == 0.0 for _ in range(100))

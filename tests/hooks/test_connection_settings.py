@@ -44,7 +44,7 @@ QRADAR_DEFAULTS = {
 }
 ATLASSIAN_DEFAULTS = {
     "page_size": 500,
-    "rpm": {"events-stream": 50.0, "events": 10.0},
+    "requests_per_minute": {"events-stream": 50.0, "events": 10.0},
     "timeout": 60.0,
     "max_retries": 8,
 }
@@ -87,8 +87,8 @@ def qradar_settings() -> dict[str, Any]:
 
 
 def atlassian_settings() -> dict[str, Any]:
-    settings = AtlassianAuditLogHook()._connection_settings
-    return {key: settings[key] for key in ATLASSIAN_DEFAULTS}
+    settings = AtlassianAuditLogHook().settings
+    return {key: getattr(settings, key) for key in ATLASSIAN_DEFAULTS}
 
 
 class TestFormDeclaresEveryExtra:
@@ -168,7 +168,7 @@ class TestUiMadeConnections:
         set_atlassian(monkeypatch, all_null("atlassian_admin") | {"page_size": "50", "stream_requests_per_minute": 0})
         assert atlassian_settings() == ATLASSIAN_DEFAULTS | {
             "page_size": 50,
-            "rpm": {"events-stream": 0.0, "events": 10.0},
+            "requests_per_minute": {"events-stream": 0.0, "events": 10.0},
         }
 
 

@@ -20,9 +20,10 @@ from urllib.parse import quote, quote_plus
 import psutil
 import pytest
 
+from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
+from airflow_provider_atlassian_qradar.atlassian_api.guard import SecretScrubber, origin
 from airflow_provider_atlassian_qradar.connection_fields import ConnectionConfigError
-from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError, AtlassianAuditLogHook
-from airflow_provider_atlassian_qradar.http_guard import SecretScrubber, origin
+from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
 from tests.hostile.servers import (
     HostileApi,
     echo_authorization,

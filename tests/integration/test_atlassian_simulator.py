@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError, AtlassianAuditLogHook
+from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
+from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
 from airflow_provider_atlassian_qradar.windows import parse_timestamp_ms, to_epoch_ms
 from sandbox.atlassian_sim import SimulatorConfig, generate_events, run_in_thread
 

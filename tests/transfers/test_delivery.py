@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianApiError
+from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
 from airflow_provider_atlassian_qradar.leef import MIN_MAX_BYTES, LeefOptions
 from airflow_provider_atlassian_qradar.transfers.delivery import is_truncated
 from airflow_provider_atlassian_qradar.transfers.failures import is_permanent

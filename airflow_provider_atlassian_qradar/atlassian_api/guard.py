@@ -1,6 +1,6 @@
 """Guards for HTTP calls to an endpoint that may be hostile or broken: bounded time, bounded memory, no key leaks.
 
-Pure code (no Airflow import), used by the Atlassian hook:
+Pure code (no Airflow import), used by the Atlassian API client:
 
 - :class:`RequestDeadline` and :class:`DeadlineAdapter`: a total deadline per request. requests' ``timeout`` bounds
   each socket read only, so a server that trickles a byte every few seconds never trips it; the deadline shuts the
