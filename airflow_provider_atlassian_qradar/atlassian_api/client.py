@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -27,7 +27,6 @@ from airflow_provider_atlassian_qradar.atlassian_api.errors import (
     error_detail,
     redirect_error,
 )
-from airflow_provider_atlassian_qradar.atlassian_api.filters import EventFilters
 from airflow_provider_atlassian_qradar.atlassian_api.guard import (
     RequestDeadline,
     ResponseTooLarge,
@@ -36,8 +35,7 @@ from airflow_provider_atlassian_qradar.atlassian_api.guard import (
     read_capped_body,
 )
 from airflow_provider_atlassian_qradar.atlassian_api.pacing import RequestPacer, backoff_seconds, retry_wait_seconds
-from airflow_provider_atlassian_qradar.atlassian_api.paging import FetchStats, Page, WarningLog, walk_window
-from airflow_provider_atlassian_qradar.windows import ClockEvidence, Window
+from airflow_provider_atlassian_qradar.atlassian_api.paging import FetchStats, WarningLog
 
 #: Error bodies are read only this far: they are shown in messages, never parsed for data.
 _MAX_ERROR_BODY_BYTES = 64 * 1024
@@ -70,7 +68,9 @@ class ApiSettings:
 
 
 class AtlassianClient:
-    """Read one organization's audit log through a requests session whose adapter obeys :class:`RequestDeadline`.
+    """One organization's API through a requests session whose adapter obeys :class:`RequestDeadline`.
+
+    It is the :class:`~airflow_provider_atlassian_qradar.atlassian_api.paging.PageSource` a window walk reads from.
 
     :param settings: the resolved connection.
     :param session: a session with the bearer token set and a ``DeadlineAdapter`` mounted.
@@ -110,21 +110,6 @@ class AtlassianClient:
     def base_url(self) -> str:
         """The API base URL."""
         return self.settings.base_url
-
-    def iter_pages(
-        self,
-        window: Window,
-        filters: EventFilters,
-        *,
-        evidence: ClockEvidence,
-        resume_cursor: str | None = None,
-        skip: int = 0,
-        newest_first: bool = False,
-    ) -> Generator[Page, None, None]:
-        """The pages of a window (see :func:`~airflow_provider_atlassian_qradar.atlassian_api.paging.walk_window`)."""
-        return walk_window(
-            self, window, filters, evidence=evidence, resume_cursor=resume_cursor, skip=skip, newest_first=newest_first
-        )
 
     def get_event_actions(self) -> dict[str, dict[str, Any]]:
         """Return ``{action id: {"displayName", "groupDisplayName", ...}}`` from ``/event-actions`` (cached)."""

@@ -26,6 +26,7 @@ from airflow_provider_atlassian_qradar.atlassian_api import (
     Page,
 )
 from airflow_provider_atlassian_qradar.atlassian_api.guard import DeadlineAdapter, SecretScrubber
+from airflow_provider_atlassian_qradar.atlassian_api.paging import walk_window
 from airflow_provider_atlassian_qradar.atlassian_api.validation import (
     base_url_of,
     check_api_key,
@@ -241,8 +242,14 @@ class AtlassianAuditLogHook(BaseHook):
         window = Window(start, end)
         filters = EventFilters.of(query=query, action=action, actor=actor, ip=ip, product=product)
         evidence = self.clock_evidence = ClockEvidence()
-        yield from self._client.iter_pages(
-            window, filters, evidence=evidence, resume_cursor=resume_cursor, skip=skip, newest_first=newest_first
+        yield from walk_window(
+            self._client,
+            window,
+            filters,
+            evidence=evidence,
+            resume_cursor=resume_cursor,
+            skip=skip,
+            newest_first=newest_first,
         )
 
     # --- other endpoints ------------------------------------------------------------------------------------
