@@ -15,8 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_atlassian_qradar.syslog import FRAMINGS, SYSLOG_FORMATS
-from airflow_provider_atlassian_qradar.transport import DEFAULT_RECEIVER_BUFFER_BYTES
+from airflow_provider_atlassian_qradar.qradar_transport import DEFAULT_RECEIVER_BUFFER_BYTES, FRAMINGS, SYSLOG_FORMATS
 
 DEFAULT_ATLASSIAN_BASE_URL = "https://api.atlassian.com"
 QRADAR_PROTOCOLS = ("tcp", "tls", "udp", "http", "https")

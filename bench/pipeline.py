@@ -270,8 +270,8 @@ HOT_PATHS = {
     "hook: json parse of pages": ("json/decoder.py", "raw_decode"),
     "hook: _accept per event (timestamps, dedupe)": ("atlassian_api/paging.py", "_accept"),
     "encoder: LeefOptions.format": ("leef.py", "format"),
-    "sender: send (framing + sendall)": ("transport.py", "send"),
-    "sender: confirm (receipt per page)": ("transport.py", "confirm"),
+    "sender: send (framing + sendall)": ("qradar_transport/tcp.py", "send"),
+    "sender: confirm (receipt per page)": ("qradar_transport/tcp.py", "confirm"),
 }
 
 

@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_atlassian_qradar.syslog import SyslogFormatter
-from airflow_provider_atlassian_qradar.transport import TcpSender, TlsSender, build_ssl_context
+from airflow_provider_atlassian_qradar.qradar_transport import SyslogFormatter, TcpSender, TlsSender, build_ssl_context
 from tests.receivers import SyslogNg, generate_certs
 
 LOG_SOURCE_IDENTIFIER = "Atlassian-AuditLogs"

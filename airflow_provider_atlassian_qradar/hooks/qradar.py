@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 import ssl
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from airflow.sdk import BaseHook
@@ -13,48 +14,124 @@ from airflow.sdk import BaseHook
 from airflow_provider_atlassian_qradar.connection_fields import (
     QRADAR_EXTRAS,
     QRADAR_FORM,
-    QRADAR_PROTOCOLS,
     ConnectionConfigError,
     read_extras,
 )
-from airflow_provider_atlassian_qradar.syslog import SyslogFormatter
-from airflow_provider_atlassian_qradar.transport import (
+from airflow_provider_atlassian_qradar.qradar_transport import (
     EventSender,
     HttpSender,
     QRadarDeliveryError,
+    SyslogFormatter,
     TcpSender,
     TlsSender,
     UdpSender,
     build_ssl_context,
 )
 
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
+
 try:
     from airflow.sdk.log import mask_secret
 except ImportError:  # pragma: no cover - older task SDKs
     mask_secret = None  # type: ignore[assignment]
 
+#: The operator catches the sender's error through the hook, never from the transport package directly.
+__all__ = ["QRadarDeliveryError", "QRadarHook", "QRadarSettings"]
 
-PROTOCOLS = QRADAR_PROTOCOLS
 DEFAULT_PORTS = {"tcp": 514, "udp": 514, "tls": 6514, "http": 12469, "https": 12469}
-_EXTRA_DEFAULTS = {field.name: field.default for field in QRADAR_EXTRAS}
-DEFAULT_LOG_SOURCE_IDENTIFIER: str = _EXTRA_DEFAULTS["log_source_identifier"]
-DEFAULT_MAX_FRAME_BYTES: int = _EXTRA_DEFAULTS["max_frame_bytes"]
+#: batch_size has no single default (its extra's default is None): it depends on the protocol.
 DEFAULT_BATCH_SIZE = {"tcp": 200, "tls": 200, "udp": 1, "http": 500, "https": 500}
-_MAX_FRAME_BYTES_FIELD = next(field for field in QRADAR_EXTRAS if field.name == "max_frame_bytes")
+_EXTRAS = {extra.name: extra for extra in QRADAR_EXTRAS}
+
+
+@dataclass(frozen=True)
+class QRadarSettings:
+    """
+    One QRadar connection, resolved and validated: its fields, its extras and the hook's overrides.
+
+    Defaults and allowed values come from
+    :data:`~airflow_provider_atlassian_qradar.connection_fields.QRADAR_EXTRAS`; an extra that is missing, ``null``
+    or empty takes its default. The client key and its passphrase are left out of ``repr``.
+    """
+
+    protocol: str
+    host: str
+    port: int
+    framing: str
+    syslog_format: str
+    log_source_identifier: str
+    max_frame_bytes: int
+    time_zone: str
+    ca_cert: str | None
+    client_cert: str | None
+    client_key: str | None = field(repr=False)
+    key_passphrase: str | None = field(repr=False)
+    verify: bool
+    connect_timeout: float
+    write_timeout: float
+    batch_size: int
+    max_reconnects: int
+    receiver_buffer_bytes: int
+    confirm_delivery: bool
+
+    @classmethod
+    def from_connection(
+        cls,
+        conn: Connection,
+        conn_id: str,
+        *,
+        log_source_identifier: str | None = None,
+        max_frame_bytes: int | None = None,
+        time_zone: str | None = None,
+    ) -> QRadarSettings:
+        """
+        Read the settings from a connection; the keyword arguments override its extras when given.
+
+        :raises ConnectionConfigError: naming the field that is missing or cannot be used.
+        """
+        extra = read_extras(QRADAR_EXTRAS, conn.extra_dejson, conn_id)
+        protocol = extra["protocol"]
+        host = (conn.host or "").strip()
+        if not host:
+            raise ConnectionConfigError(f"connection {conn_id!r} has no host: set the QRadar event collector host")
+        if "://" in host:
+            raise ConnectionConfigError(
+                f"connection {conn_id!r}: host {host!r} must be a host name or IP, not a URL; "
+                "choose http or https with the protocol extra"
+            )
+        if max_frame_bytes:
+            extra["max_frame_bytes"] = _EXTRAS["max_frame_bytes"].parse(max_frame_bytes, conn_id)
+        return cls(
+            protocol=protocol,
+            host=host,
+            port=int(conn.port or DEFAULT_PORTS[protocol]),
+            framing=extra["framing"],
+            syslog_format=extra["syslog_format"],
+            log_source_identifier=log_source_identifier or extra["log_source_identifier"],
+            max_frame_bytes=extra["max_frame_bytes"],
+            time_zone=time_zone or extra["time_zone"],
+            ca_cert=extra["ca_cert"],
+            client_cert=extra["client_cert"],
+            client_key=extra["client_key"],
+            key_passphrase=conn.password or None,
+            verify=extra["verify"],
+            connect_timeout=extra["connect_timeout"],
+            write_timeout=extra["write_timeout"],
+            batch_size=extra["batch_size"] or DEFAULT_BATCH_SIZE[protocol],
+            max_reconnects=extra["max_reconnects"],
+            receiver_buffer_bytes=extra["receiver_buffer_bytes"],
+            confirm_delivery=extra["confirm_delivery"],
+        )
 
 
 class QRadarHook(BaseHook):
     """
     Deliver LEEF events to IBM QRadar over syslog (TCP, TLS, UDP) or its HTTP Receiver.
 
-    Connection fields: host and port of the event collector (port defaults per protocol: tcp/udp 514, tls 6514,
-    http/https 12469); password = passphrase of ``client_key`` (optional). Extras: ``protocol`` (tcp, tls, udp,
-    http, https), ``framing`` (lf, octet-counting), ``syslog_format`` (rfc5424, rfc3164),
-    ``log_source_identifier``, ``ca_cert``/``client_cert``/``client_key`` (PEM text or path), ``verify``,
-    ``max_frame_bytes``, ``connect_timeout``, ``write_timeout``, ``batch_size``, ``time_zone``, ``max_reconnects``,
-    ``confirm_delivery``, ``receiver_buffer_bytes``; declared once, with their defaults, in
-    :data:`~airflow_provider_atlassian_qradar.connection_fields.QRADAR_EXTRAS`. An extra that is missing, ``null``
-    (what the Airflow UI saves for an empty field) or empty takes its default.
+    Connection: host and port of the event collector (the port defaults per protocol: tcp/udp 514, tls 6514,
+    http/https 12469), password = passphrase of ``client_key`` (optional), and the extras of
+    :data:`~airflow_provider_atlassian_qradar.connection_fields.QRADAR_EXTRAS`, read into :class:`QRadarSettings`.
 
     Nothing is read or connected in ``__init__``; the connection is read on first use.
 
@@ -91,103 +168,72 @@ class QRadarHook(BaseHook):
     # -- settings -------------------------------------------------------------------------------------------------
 
     @cached_property
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> QRadarSettings:
         """The resolved settings (connection + overrides + defaults), validated; secrets are registered masked.
 
         :raises ConnectionConfigError: naming the field that is missing or cannot be used.
         """
-        conn = self.get_connection(self.qradar_conn_id)
-        extra = read_extras(QRADAR_EXTRAS, conn.extra_dejson, self.qradar_conn_id)
-        protocol = extra["protocol"]
-        host = (conn.host or "").strip()
-        if not host:
-            raise ConnectionConfigError(
-                f"connection {self.qradar_conn_id!r} has no host: set the QRadar event collector host"
-            )
-        if "://" in host:
-            raise ConnectionConfigError(
-                f"connection {self.qradar_conn_id!r}: host {host!r} must be a host name or IP, not a URL; "
-                "choose http or https with the protocol extra"
-            )
-        max_frame_bytes = extra["max_frame_bytes"]
-        if self._max_frame_bytes_override:
-            max_frame_bytes = _MAX_FRAME_BYTES_FIELD.parse(self._max_frame_bytes_override, self.qradar_conn_id)
-        client_key = extra["client_key"]
-        passphrase = conn.password or None
-        for secret in (client_key, passphrase):
+        settings = QRadarSettings.from_connection(
+            self.get_connection(self.qradar_conn_id),
+            self.qradar_conn_id,
+            log_source_identifier=self._log_source_identifier_override,
+            max_frame_bytes=self._max_frame_bytes_override,
+            time_zone=self._time_zone_override,
+        )
+        for secret in (settings.client_key, settings.key_passphrase):
             if secret and mask_secret is not None:
                 mask_secret(secret)
-        return {
-            "protocol": protocol,
-            "host": host,
-            "port": int(conn.port or DEFAULT_PORTS[protocol]),
-            "framing": extra["framing"],
-            "syslog_format": extra["syslog_format"],
-            "log_source_identifier": self._log_source_identifier_override or extra["log_source_identifier"],
-            "max_frame_bytes": max_frame_bytes,
-            "time_zone": self._time_zone_override or extra["time_zone"],
-            "ca_cert": extra["ca_cert"],
-            "client_cert": extra["client_cert"],
-            "client_key": client_key,
-            "key_passphrase": passphrase,
-            "verify": extra["verify"],
-            "connect_timeout": extra["connect_timeout"],
-            "write_timeout": extra["write_timeout"],
-            "batch_size": extra["batch_size"] or DEFAULT_BATCH_SIZE[protocol],
-            "max_reconnects": extra["max_reconnects"],
-            "receiver_buffer_bytes": extra["receiver_buffer_bytes"],
-            "confirm_delivery": extra["confirm_delivery"],
-        }
+        return settings
 
     @property
     def protocol(self) -> str:
         """tcp, tls, udp, http or https."""
-        return str(self.settings["protocol"])
+        return self.settings.protocol
 
     @property
     def host(self) -> str:
         """QRadar event collector host."""
-        return str(self.settings["host"])
+        return self.settings.host
 
     @property
     def port(self) -> int:
         """Port (connection value or the protocol default)."""
-        return int(self.settings["port"])
+        return self.settings.port
 
     @property
     def framing(self) -> str:
         """lf or octet-counting (syslog over tcp/tls)."""
-        return str(self.settings["framing"])
+        return self.settings.framing
 
     @property
     def syslog_format(self) -> str:
         """rfc5424 or rfc3164."""
-        return str(self.settings["syslog_format"])
+        return self.settings.syslog_format
 
     @property
     def log_source_identifier(self) -> str:
         """The syslog HOSTNAME that QRadar routes by."""
-        return str(self.settings["log_source_identifier"])
+        return self.settings.log_source_identifier
 
     @property
     def max_frame_bytes(self) -> int:
         """Largest frame (header + LEEF + framing) to send."""
-        return int(self.settings["max_frame_bytes"])
+        return self.settings.max_frame_bytes
 
     @property
     def verify(self) -> bool:
         """Whether the server certificate is verified (tls/https)."""
-        return bool(self.settings["verify"])
+        return self.settings.verify
 
     @property
     def batch_size(self) -> int:
         """Events per write (tcp/tls) or per POST (http/https)."""
-        return int(self.settings["batch_size"])
+        return self.settings.batch_size
 
     @property
     def time_zone(self) -> str:
         """IANA time zone of the syslog header time (default UTC)."""
-        return str(self.settings["time_zone"])
+        return self.settings.time_zone
 
     def validate(self) -> None:
         """
@@ -225,7 +271,7 @@ class QRadarHook(BaseHook):
             syslog_format=self.syslog_format,
             hostname=self.log_source_identifier,
             framing=self.framing,
-            time_zone=str(self.settings["time_zone"]),
+            time_zone=self.time_zone,
         )
 
     def leef_budget(self) -> int:
@@ -237,7 +283,7 @@ class QRadarHook(BaseHook):
     def get_ssl_context(self) -> ssl.SSLContext:
         """The client TLS context (CA pinning, client certificate); warns when verification is turned off."""
         settings = self.settings
-        if not settings["verify"]:
+        if not settings.verify:
             self.log.warning(
                 "TLS certificate verification of QRadar at %s:%s is OFF (verify=false): anyone on the path can "
                 "read or alter the audit events; set ca_cert instead",
@@ -245,11 +291,11 @@ class QRadarHook(BaseHook):
                 self.port,
             )
         return build_ssl_context(
-            ca_cert=settings["ca_cert"],
-            client_cert=settings["client_cert"],
-            client_key=settings["client_key"],
-            key_passphrase=settings["key_passphrase"],
-            verify=settings["verify"],
+            ca_cert=settings.ca_cert,
+            client_cert=settings.client_cert,
+            client_key=settings.client_key,
+            key_passphrase=settings.key_passphrase,
+            verify=settings.verify,
         )
 
     def get_sender(self) -> EventSender:
@@ -264,7 +310,7 @@ class QRadarHook(BaseHook):
             return HttpSender(
                 self.url,
                 batch_size=self.batch_size,
-                timeout=(settings["connect_timeout"], settings["write_timeout"]),
+                timeout=(settings.connect_timeout, settings.write_timeout),
                 ssl_context=self.get_ssl_context() if protocol == "https" else None,
             )
         formatter = self.get_formatter()
@@ -272,11 +318,11 @@ class QRadarHook(BaseHook):
             return UdpSender(self.host, self.port, formatter)
         stream_options: dict[str, Any] = {
             "batch_size": self.batch_size,
-            "connect_timeout": settings["connect_timeout"],
-            "write_timeout": settings["write_timeout"],
-            "max_reconnects": settings["max_reconnects"],
-            "receiver_buffer_bytes": settings["receiver_buffer_bytes"],
-            "confirm_delivery": settings["confirm_delivery"],
+            "connect_timeout": settings.connect_timeout,
+            "write_timeout": settings.write_timeout,
+            "max_reconnects": settings.max_reconnects,
+            "receiver_buffer_bytes": settings.receiver_buffer_bytes,
+            "confirm_delivery": settings.confirm_delivery,
         }
         if protocol == "tls":
             return TlsSender(self.host, self.port, formatter, ssl_context=self.get_ssl_context(), **stream_options)

@@ -20,7 +20,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
 from airflow_provider_atlassian_qradar.connection_fields import ConnectionConfigError
 from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
-from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
+from airflow_provider_atlassian_qradar.hooks.qradar import QRadarDeliveryError, QRadarHook
 from airflow_provider_atlassian_qradar.leef import LeefOptions
 from airflow_provider_atlassian_qradar.reconcile import DEFAULT_VISIBILITY_GAP
 from airflow_provider_atlassian_qradar.silence import DEFAULT_SILENCE_AFTER, Verdict
@@ -41,7 +41,6 @@ from airflow_provider_atlassian_qradar.transfers.summary import (
 )
 from airflow_provider_atlassian_qradar.transfers.window_bounds import checked_window
 from airflow_provider_atlassian_qradar.transfers.window_lock import window_lock
-from airflow_provider_atlassian_qradar.transport import QRadarDeliveryError
 from airflow_provider_atlassian_qradar.windows import RETENTION, Window
 
 if TYPE_CHECKING:

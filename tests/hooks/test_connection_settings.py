@@ -83,7 +83,7 @@ def set_atlassian(monkeypatch: pytest.MonkeyPatch, extra: Any, **fields: Any) ->
 
 def qradar_settings() -> dict[str, Any]:
     settings = QRadarHook().settings
-    return {key: settings[key] for key in QRADAR_DEFAULTS}
+    return {key: getattr(settings, key) for key in QRADAR_DEFAULTS}
 
 
 def atlassian_settings() -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_atlassian_qradar.get_provider_info import get_provider_info
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
-from airflow_provider_atlassian_qradar.transport import HttpSender, TcpSender, TlsSender, UdpSender
+from airflow_provider_atlassian_qradar.qradar_transport import HttpSender, TcpSender, TlsSender, UdpSender
 from tests.receivers import (
     CLIENT_KEY_PASSPHRASE,
     CertBundle,

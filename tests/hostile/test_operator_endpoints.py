@@ -17,9 +17,9 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_atlassian_qradar.leef import parse_leef
+from airflow_provider_atlassian_qradar.qradar_transport import QRadarDeliveryError
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from airflow_provider_atlassian_qradar.transfers.checkpoint import CHECKPOINT_KEY
-from airflow_provider_atlassian_qradar.transport import QRadarDeliveryError
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
 from tests.hostile.servers import StallingReceiver
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_atlassian_qradar.syslog import SyslogFormatter, validate_hostname
+from airflow_provider_atlassian_qradar.qradar_transport.syslog import SyslogFormatter, validate_hostname
 
 # Example (a) of the reference: 2026-01-01T12:00:00.123Z, host app01.example.com, PRI <110>.
 EVENT_MS = 1767268800123
