@@ -223,12 +223,11 @@ class TcpSender(SyslogSender):
 
     def request_receipt(self) -> None:
         """Half-close now, so the receiver reads the rest while the caller works; :meth:`confirm` waits."""
-        if not (self.receipts and self._resend and self._sock is not None) or self._half_closed:
-            return
-        if not self._can_half_close_early:
+        sock = self._sock
+        if sock is None or self._half_closed or not (self._can_half_close_early and self.receipts and self._resend):
             return
         try:
-            self._half_close(self._sock)
+            self._half_close(sock)
         except OSError as exc:  # the receiver is gone: confirm() finds out and re-sends
             log.debug("QRadar at %s: half-close failed (%s)", self.address, exc)
         self._half_closed = True
@@ -358,10 +357,7 @@ class TcpSender(SyslogSender):
     def _recover(
         self, cause: BaseException, payload: bytes | None = None, count: int = 0, current_started: bool = False
     ) -> None:
-        """Reconnect and re-send the chunks the receiver may not have read, then ``payload`` (if any).
-
-        :param current_started: ``payload`` was partly written before the drop, so it counts as a replay.
-        """
+        """Reconnect, re-send what the receiver may not have read, then ``payload`` (a replay if it was started)."""
         replay = list(self._resend.chunks)
         replay_count = sum(chunk_count for _, chunk_count in replay)
         at_risk = replay_count + (count if current_started else 0)
