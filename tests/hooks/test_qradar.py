@@ -297,3 +297,9 @@ class TestQRadarHook:
         set_connection(monkeypatch, password=FAKE_PASSPHRASE, extra={"protocol": "tls", "client_key": FAKE_KEY})
         _ = QRadarHook().settings
         assert masked == [FAKE_KEY, FAKE_PASSPHRASE]
+
+    def test_settings_repr_leaves_out_the_key_and_its_passphrase(self, monkeypatch):
+        set_connection(monkeypatch, password=FAKE_PASSPHRASE, extra={"protocol": "tls", "client_key": FAKE_KEY})
+        shown = repr(QRadarHook().settings)
+        assert "protocol='tls'" in shown
+        assert "FAKEKEY-QRADARHOOK" not in shown and FAKE_PASSPHRASE not in shown
