@@ -42,7 +42,7 @@ demo-ui: venv
 bench: venv
 	$(BIN)/python -m bench
 
-# The fault matrix (tests/faults/scenarios.py): runs every scenario and rewrites its table in docs/fault-matrix.md.
+# The fault matrix (sandbox/faults/scenarios.py): runs every scenario and rewrites its table in docs/fault-matrix.md.
 faults: venv
 	$(BIN)/python -m sandbox.fault_matrix
 

@@ -48,7 +48,7 @@ def run(
     from airflow_provider_atlassian_qradar.dag_factory import DEFAULT_MAX_ACTIVE_RUNS
     from sandbox.airflow_stack import AirflowHome, airflow_services
     from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
-    from sandbox.syslog_ng import SyslogNg
+    from sandbox.receivers import SyslogNg
 
     now_hour = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     first = now_hour - timedelta(hours=windows + 24)  # ends a day ago: all events processed, nothing deferred

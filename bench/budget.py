@@ -61,8 +61,8 @@ def _scenario(
 ) -> dict[str, Any]:
     from sandbox.airflow_stack import AirflowHome, airflow_services
     from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+    from sandbox.receivers import SyslogNg
     from sandbox.services import Postgres
-    from sandbox.syslog_ng import SyslogNg
 
     config = SimulatorConfig(
         org_id=ORG,

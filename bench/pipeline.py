@@ -311,7 +311,7 @@ def run(sizes: tuple[int, ...] = SIZES, repeats: int = 3, profile_size: int | No
     :param profile_size: also profile one pipeline run (cProfile) at this size.
     :return: per size: fetch and pipeline events/s, their time ratio, peak RSS; the RSS growth and profile.
     """
-    from sandbox.syslog_ng import SyslogNg
+    from sandbox.receivers import SyslogNg
 
     hour = bench_hour()
     result: dict[str, Any] = {"page_size": PAGE_SIZE, "sizes": {}}

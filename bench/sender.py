@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_atlassian_qradar.qradar_transport import SyslogFormatter, TcpSender, TlsSender, build_ssl_context
-from tests.receivers import SyslogNg, generate_certs
+from sandbox.receivers import SyslogNg, generate_certs
 
 LOG_SOURCE_IDENTIFIER = "Atlassian-AuditLogs"
 

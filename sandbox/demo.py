@@ -32,8 +32,8 @@ from typing import Any
 from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import REPO_ROOT, AirflowHome, AirflowServices, airflow_services, free_port
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
-from sandbox.receiver import LineReceiver
-from sandbox.syslog_ng import SyslogNg
+from sandbox.receivers import SyslogNg
+from sandbox.receivers.line_receiver import LineReceiver
 
 DAG_ID = "atlassian_audit_to_qradar"
 TASK_ID = "deliver_audit_events"

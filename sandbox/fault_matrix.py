@@ -1,6 +1,6 @@
 """Run the fault-injection matrix and write it into docs/fault-matrix.md: ``python -m sandbox.fault_matrix``.
 
-Plays every scenario of ``tests/faults/scenarios.py`` (in-process, against the simulator, syslog-ng and the
+Plays every scenario of ``sandbox/faults/scenarios.py`` (in-process, against the simulator, syslog-ng and the
 HTTP(S) receiver) and the SIGKILL scenario on a real scheduler, prints the table, and replaces the block
 between ``<!-- fault-matrix:start -->`` and ``<!-- fault-matrix:end -->`` in docs/fault-matrix.md. Exits 1 if a
 row misses a bound that is not a listed known limitation, so CI can run it as a check.
@@ -59,8 +59,8 @@ def render_block(table: str, rows: list[Any], seconds: float, known: dict[str, s
         "key, raw, escaped, URL-encoded or base64, in the row's errors, tracebacks, XComs or delivered events; the "
         "SIGKILL row scans the task and service logs too). A fault no retry can fix must fail at once with a "
         "message naming cause and fix; the row then shows the run after the fix. Rows from 'API key with a "
-        "trailing newline' on are the hostile and broken endpoints (tests/hostile/servers.py). The same scenarios run "
-        "as `pytest -m faults` (tests/faults/).",
+        "trailing newline' on are the hostile and broken endpoints (sandbox/faults/hostile_servers.py). The same "
+        "scenarios run as `pytest -m faults` (tests/faults/).",
         "",
         table,
     ]
@@ -98,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.faults.scenarios import SCENARIOS, SIGKILL_SCENARIO, format_table, run_matrix, run_sigkill_scenario
-    from tests.receivers.certs import generate_certs
+    from sandbox.faults.runner import run_matrix
+    from sandbox.faults.scenarios import SCENARIOS, SIGKILL_SCENARIO
+    from sandbox.faults.sigkill import run_sigkill_scenario
+    from sandbox.faults.table import format_table
+    from sandbox.receivers import generate_certs
 
     workdir = Path(tempfile.mkdtemp(prefix="fault-matrix-"))
     task_log = workdir / "task-output.log"

@@ -39,7 +39,7 @@ from airflow_provider_atlassian_qradar.qradar_content import (
     build_pack,
 )
 from sandbox.atlassian_sim import SimulatorConfig, generate_events
-from tests.receivers.certs import generate_certs
+from sandbox.receivers import generate_certs
 
 TOKEN = "5f2c1d0e-qradar-token-NEVER-PRINTED"
 

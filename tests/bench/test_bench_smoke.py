@@ -13,7 +13,7 @@ import pytest
 
 from bench import __main__ as bench_main
 from bench import api_efficiency, pipeline
-from tests.receivers.syslog_ng import require_syslog_ng
+from sandbox.receivers import require_syslog_ng
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from sandbox.atlassian_sim.__main__ import build_parser
-from tests.receivers.syslog_ng import free_port, require_syslog_ng
+from sandbox.receivers import free_port, require_syslog_ng
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yaml"

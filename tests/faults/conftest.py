@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.scenarios import AirflowArtifacts, Row, format_table, run_sigkill_scenario
-from tests.receivers.certs import CertBundle, generate_certs
-from tests.receivers.syslog_ng import require_syslog_ng
+from sandbox.faults.rows import Row
+from sandbox.faults.sigkill import AirflowArtifacts, run_sigkill_scenario
+from sandbox.faults.table import format_table
+from sandbox.receivers import CertBundle, generate_certs, require_syslog_ng
 
 #: A key nobody would type by accident: the secrets test searches every output for it, in every form (its
 #: '+', '/' and '=' make the URL-encoded and base64 forms differ from the raw key).

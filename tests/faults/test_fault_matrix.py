@@ -1,4 +1,4 @@
-"""The fault matrix: every scenario of tests/faults/scenarios.py must meet the delivery bounds.
+"""The fault matrix: every scenario of sandbox/faults/scenarios.py must meet the delivery bounds.
 
 A row that cannot (a known limitation of the provider) is ``xfail(strict=True)`` with its reason, so the day it
 starts meeting the bounds the suite says so.
@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox.faults.runner import run_scenario
+from sandbox.faults.scenarios import SCENARIOS, Scenario
+from sandbox.receivers import require_syslog_ng
 from tests.faults.conftest import record_row
-from tests.faults.scenarios import SCENARIOS, Scenario, run_scenario
-from tests.receivers.syslog_ng import require_syslog_ng
 
 pytestmark = pytest.mark.faults
 

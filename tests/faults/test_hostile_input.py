@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from airflow_provider_atlassian_qradar.leef import is_schema_key, parse_leef
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from sandbox.atlassian_sim import HOSTILE_STRINGS, SimulatorConfig, run_in_thread
-from tests.faults.scenarios import ORG, DictStore, window_start
-from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
+from sandbox.faults.environment import ORG
+from sandbox.faults.runner import DictStore, window_start
+from sandbox.receivers import SyslogNg, require_syslog_ng
 
 pytestmark = pytest.mark.faults
 

@@ -20,8 +20,9 @@ import psutil
 import pytest
 
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
-from tests.faults.scenarios import ORG, DictStore
-from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
+from sandbox.faults.environment import ORG
+from sandbox.faults.runner import DictStore
+from sandbox.receivers import SyslogNg, require_syslog_ng
 
 pytestmark = [pytest.mark.faults, pytest.mark.load]
 

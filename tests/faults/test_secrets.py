@@ -17,9 +17,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from sandbox.faults.environment import Secrets
+from sandbox.faults.runner import run_scenario, window_operator, window_start
+from sandbox.faults.scenarios import SCENARIOS
+from sandbox.receivers import require_syslog_ng
 from tests.faults.conftest import RECOGNIZABLE_API_KEY
-from tests.faults.scenarios import SCENARIOS, Secrets, _operator, run_scenario, window_start
-from tests.receivers.syslog_ng import require_syslog_ng
 
 pytestmark = pytest.mark.faults
 
@@ -110,7 +112,7 @@ class TestSecretsNeverLeak:
             )
             assert row.outcome != "not run", row
         captured = capfd.readouterr()
-        rendered = _operator(window_start(), archive_path="{{ params.archive }}")
+        rendered = window_operator(window_start(), archive_path="{{ params.archive }}")
         rendered.render_template_fields({"params": {"archive": f"file://{archive}"}, "ds": "2026-01-01"})
         texts = {
             "task stdout": captured.out,

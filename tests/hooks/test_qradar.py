@@ -10,14 +10,14 @@ import pytest
 from airflow_provider_atlassian_qradar.get_provider_info import get_provider_info
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
 from airflow_provider_atlassian_qradar.qradar_transport import HttpSender, TcpSender, TlsSender, UdpSender
-from tests.receivers import (
+from sandbox.leef_samples import make_leef_records
+from sandbox.receivers import (
     CLIENT_KEY_PASSPHRASE,
     CertBundle,
     HttpsReceiver,
     SyslogNg,
     free_port,
     generate_certs,
-    make_leef_records,
     require_syslog_ng,
 )
 

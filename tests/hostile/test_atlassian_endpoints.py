@@ -24,7 +24,7 @@ from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
 from airflow_provider_atlassian_qradar.atlassian_api.guard import SecretScrubber, origin
 from airflow_provider_atlassian_qradar.connection_fields import ConnectionConfigError
 from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
-from tests.hostile.servers import (
+from sandbox.faults.hostile_servers import (
     HostileApi,
     echo_authorization,
     gzip_answer,

@@ -1,8 +1,8 @@
 """The operator against a hostile or broken QRadar side and against concurrent runs: nothing lost, clear errors.
 
-Real loopback servers of the tests' own (:mod:`tests.hostile.servers`) and the Atlassian simulator; ``execute`` is
-called the way Airflow calls it, with a dict-backed task state store, and a failed attempt is retried the way
-Airflow retries a task (``execute`` again with the same store).
+Real loopback servers of the sandbox (:mod:`sandbox.faults.hostile_servers`) and the Atlassian simulator;
+``execute`` is called the way Airflow calls it, with a dict-backed task state store, and a failed attempt is retried
+the way Airflow retries a task (``execute`` again with the same store).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from airflow_provider_atlassian_qradar.qradar_transport import QRadarDeliveryErr
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from airflow_provider_atlassian_qradar.transfers.checkpoint import CHECKPOINT_KEY
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
-from tests.hostile.servers import StallingReceiver
+from sandbox.faults.hostile_servers import StallingReceiver
 
 API_KEY = "hostile-operator-key-NEVER-LOGGED"
 ORG = "org-hostile-op"

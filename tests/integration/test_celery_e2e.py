@@ -28,6 +28,7 @@ from sandbox.airflow_stack import (
     session_members,
 )
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.receivers import SyslogNg, require_syslog_ng
 from sandbox.services import (
     Postgres,
     Redis,
@@ -37,7 +38,6 @@ from sandbox.services import (
     redis_server_binary,
 )
 from tests.integration.test_dag_e2e import API_KEY, DAG_ID, NOW_HOUR, ORG, connections, received_ids
-from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
 
 pytestmark = [pytest.mark.celery_e2e, pytest.mark.airflow_e2e]
 

@@ -21,7 +21,7 @@ import pytest
 from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import REPO_ROOT
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
-from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
+from sandbox.receivers import SyslogNg, require_syslog_ng
 
 pytestmark = pytest.mark.airflow_e2e
 

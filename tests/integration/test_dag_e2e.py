@@ -22,7 +22,7 @@ from airflow_provider_atlassian_qradar.leef import parse_leef
 from airflow_provider_atlassian_qradar.windows import parse_timestamp_ms, to_epoch_ms
 from sandbox.airflow_stack import AirflowHome, airflow_services
 from sandbox.atlassian_sim import SimulatorConfig, generate_events, run_in_thread
-from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
+from sandbox.receivers import SyslogNg, require_syslog_ng
 
 pytestmark = pytest.mark.airflow_e2e
 

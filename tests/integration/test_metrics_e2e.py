@@ -17,8 +17,8 @@ import pytest
 from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import AirflowHome
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.receivers import SyslogNg, require_syslog_ng
 from tests.integration.test_dag_e2e import API_KEY, DAG_ID, NOW_HOUR, ORG, connections
-from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
 
 pytestmark = pytest.mark.airflow_e2e
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.receivers import CertBundle, generate_certs, make_leef_records, require_syslog_ng
+from sandbox.leef_samples import make_leef_records
+from sandbox.receivers import CertBundle, generate_certs, require_syslog_ng
 
 
 @pytest.fixture(scope="module")

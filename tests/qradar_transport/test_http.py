@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_atlassian_qradar.qradar_transport import HttpSender, QRadarDeliveryError, build_ssl_context
+from sandbox.leef_samples import make_leef_records
+from sandbox.receivers import CLIENT_KEY_PASSPHRASE, CertBundle, HttpsReceiver
 from tests.qradar_transport.support import FAST_BACKOFF
-from tests.receivers import CLIENT_KEY_PASSPHRASE, CertBundle, HttpsReceiver, make_leef_records
 
 pytestmark = pytest.mark.timeout(120)
 

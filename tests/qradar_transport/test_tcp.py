@@ -10,8 +10,9 @@ import time
 import pytest
 
 from airflow_provider_atlassian_qradar.qradar_transport import QRadarDeliveryError, SyslogFormatter, TcpSender
+from sandbox.leef_samples import make_leef_records
+from sandbox.receivers import SyslogNg, free_port
 from tests.qradar_transport.support import FAST_BACKOFF, HOSTNAME, _event_ids, _expected_lines
-from tests.receivers import SyslogNg, free_port, make_leef_records
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -16,8 +16,9 @@ from airflow_provider_atlassian_qradar.qradar_transport import (
     TlsSender,
     build_ssl_context,
 )
+from sandbox.leef_samples import make_leef_records
+from sandbox.receivers import CLIENT_KEY_PASSPHRASE, CertBundle, SyslogNg
 from tests.qradar_transport.support import HOSTNAME, _event_ids, _expected_lines
-from tests.receivers import CLIENT_KEY_PASSPHRASE, CertBundle, SyslogNg, make_leef_records
 
 pytestmark = pytest.mark.timeout(120)
 

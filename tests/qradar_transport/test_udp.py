@@ -8,8 +8,9 @@ import time
 import pytest
 
 from airflow_provider_atlassian_qradar.qradar_transport import QRadarDeliveryError, SyslogFormatter, UdpSender
+from sandbox.leef_samples import make_leef_records
+from sandbox.receivers import SyslogNg, free_port
 from tests.qradar_transport.support import HOSTNAME, _expected_lines
-from tests.receivers import SyslogNg, free_port, make_leef_records
 
 pytestmark = pytest.mark.timeout(120)
 

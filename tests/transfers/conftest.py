@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
+from sandbox.receivers import SyslogNg, require_syslog_ng
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ from airflow_provider_atlassian_qradar.leef import parse_leef
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from airflow_provider_atlassian_qradar.transfers.checkpoint import CHECKPOINT_KEY
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
-from tests.receivers.certs import generate_certs
-from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
+from sandbox.receivers import SyslogNg, generate_certs, require_syslog_ng
 
 API_KEY = "operator-test-key-NEVER-LOGGED"
 ORG = "org-op"

@@ -16,7 +16,7 @@ import pytest
 from airflow_provider_atlassian_qradar.leef import parse_leef
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
-from tests.receivers.syslog_ng import SyslogNg, require_syslog_ng
+from sandbox.receivers import SyslogNg, require_syslog_ng
 
 API_KEY = "categories-test-key"
 ORG = "org-cat"

@@ -6,9 +6,9 @@ import pytest
 
 from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
 from airflow_provider_atlassian_qradar.leef import MIN_MAX_BYTES, LeefOptions
+from airflow_provider_atlassian_qradar.qradar_transport import QRadarDeliveryError
 from airflow_provider_atlassian_qradar.transfers.delivery import is_truncated
 from airflow_provider_atlassian_qradar.transfers.failures import is_permanent
-from airflow_provider_atlassian_qradar.transport import QRadarDeliveryError
 
 EVENT = {
     "id": "7bdedaaf-1a46-4631-b78e-9cbcdbcf556a",

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 #: Passphrase of the encrypted copy of the client key (``client_key_encrypted``).
-CLIENT_KEY_PASSPHRASE = "correct horse battery staple"
+CLIENT_KEY_PASSPHRASE = "correct horse battery staple"  # noqa: S105 - a throw-away test key's passphrase
 
 
 @dataclass(frozen=True)

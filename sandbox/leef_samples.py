@@ -1,22 +1,6 @@
-"""Real receivers for tests and benchmarks: syslog-ng, an HTTPS server, and throw-away certificates."""
+"""Hand-built LEEF 2.0 lines for sender and receiver tests (independent of the package's encoder)."""
 
 from __future__ import annotations
-
-from tests.receivers.certs import CLIENT_KEY_PASSPHRASE, CertBundle, generate_certs
-from tests.receivers.https_receiver import HttpsReceiver, ReceivedPost
-from tests.receivers.syslog_ng import SyslogNg, free_port, require_syslog_ng
-
-__all__ = [
-    "CLIENT_KEY_PASSPHRASE",
-    "CertBundle",
-    "HttpsReceiver",
-    "ReceivedPost",
-    "SyslogNg",
-    "free_port",
-    "generate_certs",
-    "make_leef_records",
-    "require_syslog_ng",
-]
 
 
 def make_leef_records(count: int, size: int = 400, prefix: str = "ev") -> list[tuple[str, int]]:

@@ -1,7 +1,7 @@
 """A small local syslog receiver for the demo: TCP on loopback, LF-framed, one received frame per file line.
 
 The demo prefers a real syslog-ng when it is installed; this is the fallback that needs nothing but Python.
-Run alone: ``python -m sandbox.receiver --port 5514 --output received.log``.
+Run alone: ``python -m sandbox.receivers.line_receiver --port 5514 --output received.log``.
 """
 
 from __future__ import annotations
