@@ -32,6 +32,7 @@ from typing import Any
 from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import REPO_ROOT, AirflowHome, AirflowServices, airflow_services, free_port
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.receivers import SyslogNg
 from sandbox.receivers.line_receiver import LineReceiver
 
@@ -128,17 +129,8 @@ def run(windows: int, ui: bool, port: int, workdir: Path = DEMO_DIR, filter_cloc
                 f"{'event time' if filter_clock == 'time' else 'processedAt'})"
             )
             print(f"QRadar stand-in: {receiver_name} on 127.0.0.1:{receiver_port} -> {received}")
-            env["AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT"] = json.dumps(
-                {"conn_type": "atlassian_admin", "host": sim.base_url, "login": "demo-org", "password": api_key}
-            )
-            env["AIRFLOW_CONN_QRADAR_DEFAULT"] = json.dumps(
-                {
-                    "conn_type": "qradar",
-                    "host": "127.0.0.1",
-                    "port": receiver_port,
-                    "extra": {"protocol": "tcp", "log_source_identifier": "Atlassian-AuditLogs"},
-                }
-            )
+            env[ATLASSIAN_CONN_VAR] = atlassian_connection(sim.base_url, "demo-org", api_key)
+            env[QRADAR_CONN_VAR] = qradar_connection(receiver_port, log_source_identifier="Atlassian-AuditLogs")
         password = secrets.token_urlsafe(12) if ui else None
         home = AirflowHome(workdir / "airflow-home", extra_env=env, api_port=port, admin_password=password)
         print(f"Airflow home: {home.path} (your ~/airflow is not touched); initialising the database ...")

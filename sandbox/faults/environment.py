@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -13,6 +12,7 @@ from typing import Any
 
 from airflow_provider_atlassian_qradar.atlassian_api.guard import SecretScrubber
 from sandbox.atlassian_sim import Simulator
+from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.faults.hostile_servers import HostileApi, StallingReceiver
 from sandbox.receivers import CLIENT_KEY_PASSPHRASE, CertBundle, HttpsReceiver, SyslogNg
 
@@ -188,28 +188,22 @@ class Env:
     def publish_connections(self) -> None:
         """(Re)write the two connections as ``AIRFLOW_CONN_*`` variables, from the current settings."""
         fields = self.atlassian_fields
-        os.environ["AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT"] = json.dumps(
-            {
-                "conn_type": "atlassian_admin",
-                "host": fields.get("host")
-                or (self.front.base_url if self.front and self.front_enabled else self.sim.base_url),
-                "login": fields.get("login", ORG),
-                "password": self.secrets.api_key + fields.get("password_suffix", ""),
-                "extra": {"stream_requests_per_minute": 0, "page_size": PAGE_SIZE, **self.atlassian_extra},
-            }
+        os.environ[ATLASSIAN_CONN_VAR] = atlassian_connection(
+            fields.get("host") or (self.front.base_url if self.front and self.front_enabled else self.sim.base_url),
+            fields.get("login", ORG),
+            self.secrets.api_key + fields.get("password_suffix", ""),
+            **{"stream_requests_per_minute": 0, "page_size": PAGE_SIZE, **self.atlassian_extra},
         )
         transport = self.receiver.transport
         extra: dict[str, Any] = {"protocol": transport, "batch_size": PAGE_SIZE, "max_reconnects": 4}
-        conn: dict[str, Any] = {"conn_type": "qradar", "host": "127.0.0.1", "port": self.receiver.port}
+        password = None
         if transport in ("tls", "https"):
             extra["ca_cert"] = str(self.certs.ca_cert)
         if transport == "tls":
             extra.update(client_cert=str(self.certs.client_cert), client_key=self.secrets.client_key_pem)
-            if self.secrets.passphrase:
-                conn["password"] = self.secrets.passphrase
+            password = self.secrets.passphrase
         extra.update(self.qradar_extra)
-        conn["extra"] = extra
-        os.environ["AIRFLOW_CONN_QRADAR_DEFAULT"] = json.dumps(conn)
+        os.environ[QRADAR_CONN_VAR] = qradar_connection(self.receiver.port, password=password, **extra)
 
     def later(self, seconds: float, action: Callable[[], None]) -> None:
         """Run ``action`` after ``seconds`` in a timer thread (joined when the scenario ends)."""

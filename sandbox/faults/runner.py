@@ -16,32 +16,18 @@ from unittest import mock
 from airflow_provider_atlassian_qradar.hooks.qradar import QRadarHook
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR
 from sandbox.faults.environment import EVENTS_PER_HOUR, MAX_ATTEMPTS, ORG, Env, Receiver, Secrets
 from sandbox.faults.hostile_servers import HostileApi
 from sandbox.faults.rows import Row, judge, key_bytes, tally
 from sandbox.faults.scenarios import SCENARIOS, Scenario
 from sandbox.receivers import CertBundle
+from sandbox.state_store import DictStore
 
 
 def window_start() -> datetime:
     """The hour every scenario delivers: yesterday, so it is settled and inside retention."""
     return (datetime.now(timezone.utc) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
-
-
-class DictStore:
-    """The task state store's interface (get/set/delete) kept in a dict, JSON round-tripped like the real one."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
 
 
 @contextlib.contextmanager
@@ -184,7 +170,7 @@ def run_scenario(
                 summaries.append(summary)
 
     with (
-        _saved_environ("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", "AIRFLOW_CONN_QRADAR_DEFAULT"),
+        _saved_environ(ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR),
         run_in_thread(config) as sim,
     ):
         env = Env(sim, receiver, secrets, certs, dict(scenario.atlassian_extra), dict(scenario.qradar_extra))

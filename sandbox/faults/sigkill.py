@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.faults.environment import DAG_ID, EVENTS_PER_HOUR, ORG, PAGE_SIZE, TASK_ID
 from sandbox.faults.rows import Row, judge, key_bytes, tally
 from sandbox.faults.scenarios import SIGKILL_SCENARIO, Scenario
@@ -82,23 +83,8 @@ def run_sigkill_scenario(workdir: Path, api_key: str, *, timeout: float = 1200) 
     started = time.monotonic()
     with run_in_thread(config) as sim, SyslogNg(workdir, "tcp") as syslog:
         env = {
-            "AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT": json.dumps(
-                {
-                    "conn_type": "atlassian_admin",
-                    "host": sim.base_url,
-                    "login": ORG,
-                    "password": api_key,
-                    "extra": {"page_size": PAGE_SIZE},
-                }
-            ),
-            "AIRFLOW_CONN_QRADAR_DEFAULT": json.dumps(
-                {
-                    "conn_type": "qradar",
-                    "host": "127.0.0.1",
-                    "port": syslog.port,
-                    "extra": {"protocol": "tcp", "batch_size": PAGE_SIZE},
-                }
-            ),
+            ATLASSIAN_CONN_VAR: atlassian_connection(sim.base_url, ORG, api_key, page_size=PAGE_SIZE),
+            QRADAR_CONN_VAR: qradar_connection(syslog.port, batch_size=PAGE_SIZE),
             # No catch-up work: the only run is the backfilled busy hour.
             "ATLASSIAN_QRADAR_START_DATE": now_hour.isoformat(),
         }

@@ -6,7 +6,6 @@ string may split a frame, merge two, forge a key or a header field.
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -18,9 +17,11 @@ from hypothesis import strategies as st
 from airflow_provider_atlassian_qradar.leef import is_schema_key, parse_leef
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from sandbox.atlassian_sim import HOSTILE_STRINGS, SimulatorConfig, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.faults.environment import ORG
-from sandbox.faults.runner import DictStore, window_start
+from sandbox.faults.runner import window_start
 from sandbox.receivers import SyslogNg, require_syslog_ng
+from sandbox.state_store import DictStore
 
 pytestmark = pytest.mark.faults
 
@@ -141,24 +142,9 @@ class TestHostileInput:
         )
         del events
         with run_in_thread(config) as sim, SyslogNg(tmp_path, "tcp") as syslog:
-            monkeypatch.setenv(
-                "AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT",
-                json.dumps(
-                    {
-                        "conn_type": "atlassian_admin",
-                        "host": sim.base_url,
-                        "login": ORG,
-                        "password": API_KEY,
-                        "extra": {"stream_requests_per_minute": 0, "page_size": 1000},
-                    }
-                ),
-            )
-            monkeypatch.setenv(
-                "AIRFLOW_CONN_QRADAR_DEFAULT",
-                json.dumps(
-                    {"conn_type": "qradar", "host": "127.0.0.1", "port": syslog.port, "extra": {"protocol": "tcp"}}
-                ),
-            )
+            atlassian = atlassian_connection(sim.base_url, ORG, API_KEY, stream_requests_per_minute=0, page_size=1000)
+            monkeypatch.setenv(ATLASSIAN_CONN_VAR, atlassian)
+            monkeypatch.setenv(QRADAR_CONN_VAR, qradar_connection(syslog.port))
             summary = AtlassianAuditLogToQRadarOperator(
                 task_id="deliver",
                 window_start=start.isoformat(),

@@ -20,9 +20,10 @@ import psutil
 import pytest
 
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.faults.environment import ORG
-from sandbox.faults.runner import DictStore
 from sandbox.receivers import SyslogNg, require_syslog_ng
+from sandbox.state_store import DictStore
 
 pytestmark = [pytest.mark.faults, pytest.mark.load]
 
@@ -93,18 +94,8 @@ def received_event_ids(syslog: SyslogNg, expected: int, timeout: float) -> tuple
 
 def connections(sim_url: str, port: int) -> dict[str, str]:
     return {
-        "AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT": json.dumps(
-            {
-                "conn_type": "atlassian_admin",
-                "host": sim_url,
-                "login": ORG,
-                "password": API_KEY,
-                "extra": {"stream_requests_per_minute": 0, "page_size": 1000},
-            }
-        ),
-        "AIRFLOW_CONN_QRADAR_DEFAULT": json.dumps(
-            {"conn_type": "qradar", "host": "127.0.0.1", "port": port, "extra": {"protocol": "tcp", "batch_size": 500}}
-        ),
+        ATLASSIAN_CONN_VAR: atlassian_connection(sim_url, ORG, API_KEY, stream_requests_per_minute=0, page_size=1000),
+        QRADAR_CONN_VAR: qradar_connection(port, batch_size=500),
     }
 
 

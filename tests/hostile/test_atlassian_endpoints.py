@@ -24,6 +24,7 @@ from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
 from airflow_provider_atlassian_qradar.atlassian_api.guard import SecretScrubber, origin
 from airflow_provider_atlassian_qradar.connection_fields import ConnectionConfigError
 from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
+from sandbox.connections import ATLASSIAN_CONN_VAR, atlassian_connection
 from sandbox.faults.hostile_servers import (
     HostileApi,
     echo_authorization,
@@ -62,14 +63,8 @@ def leaks(text: str, key: str = KEY) -> list[str]:
 
 
 def connect(monkeypatch, host: str, *, password: str = KEY, login: str = ORG, **extra) -> None:
-    conn = {
-        "conn_type": "atlassian_admin",
-        "host": host,
-        "login": login,
-        "password": password,
-        "extra": {"page_size": 3, "stream_requests_per_minute": 0, "max_retries": 2, **extra},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
+    conn_extra = {"page_size": 3, "stream_requests_per_minute": 0, "max_retries": 2, **extra}
+    monkeypatch.setenv(ATLASSIAN_CONN_VAR, atlassian_connection(host, login, password, **conn_extra))
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ the way Airflow retries a task (``execute`` again with the same store).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -21,29 +20,15 @@ from airflow_provider_atlassian_qradar.qradar_transport import QRadarDeliveryErr
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from airflow_provider_atlassian_qradar.transfers.checkpoint import CHECKPOINT_KEY
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.faults.hostile_servers import StallingReceiver
+from sandbox.state_store import DictStore
 
 API_KEY = "hostile-operator-key-NEVER-LOGGED"
 ORG = "org-hostile-op"
 HOUR = (datetime.now(timezone.utc) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
 EVENTS = 1000
 PAGE = 200
-
-
-class DictStore:
-    """The task state store's interface (get/set/delete), kept in a dict."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
 
 
 def event_ids(lines: list[str]) -> Counter[str]:
@@ -67,14 +52,8 @@ def simulator(monkeypatch):
         stream_requests_per_minute=0,
     )
     with run_in_thread(config) as sim:
-        conn = {
-            "conn_type": "atlassian_admin",
-            "host": sim.base_url,
-            "login": ORG,
-            "password": API_KEY,
-            "extra": {"stream_requests_per_minute": 0, "page_size": PAGE},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
+        conn = atlassian_connection(sim.base_url, ORG, API_KEY, stream_requests_per_minute=0, page_size=PAGE)
+        monkeypatch.setenv(ATLASSIAN_CONN_VAR, conn)
         yield sim
 
 
@@ -88,13 +67,8 @@ def operator(**kwargs: Any) -> AtlassianAuditLogToQRadarOperator:
 class TestStalledReceiver:
     def test_a_receiver_that_stops_reading_loses_nothing_across_a_retry(self, simulator, monkeypatch):
         receiver = StallingReceiver()
-        conn = {
-            "conn_type": "qradar",
-            "host": "127.0.0.1",
-            "port": receiver.port,
-            "extra": {"protocol": "tcp", "batch_size": PAGE, "write_timeout": 1, "max_reconnects": 1},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))
+        conn = qradar_connection(receiver.port, batch_size=PAGE, write_timeout=1, max_reconnects=1)
+        monkeypatch.setenv(QRADAR_CONN_VAR, conn)
         store = DictStore()
         truth = simulator.ground_truth(HOUR, HOUR + timedelta(hours=1))
         assert len(truth) == EVENTS
@@ -125,8 +99,7 @@ class TestConcurrentRuns:
     def test_a_second_run_of_the_same_window_is_refused_while_the_first_delivers(self, simulator, monkeypatch):
         receiver = StallingReceiver()
         receiver.heal()  # a well-behaved receiver
-        conn = {"conn_type": "qradar", "host": "127.0.0.1", "port": receiver.port, "extra": {"protocol": "tcp"}}
-        monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))
+        monkeypatch.setenv(QRADAR_CONN_VAR, qradar_connection(receiver.port))
         simulator.faults.update(slow_seconds=0.5)  # the first run takes a few seconds
         first_done = threading.Event()
         outcome: dict[str, Any] = {}
@@ -161,8 +134,7 @@ class TestConcurrentRuns:
     def test_other_windows_run_side_by_side(self, simulator, monkeypatch):
         receiver = StallingReceiver()
         receiver.heal()
-        conn = {"conn_type": "qradar", "host": "127.0.0.1", "port": receiver.port, "extra": {"protocol": "tcp"}}
-        monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))
+        monkeypatch.setenv(QRADAR_CONN_VAR, qradar_connection(receiver.port))
         earlier = HOUR - timedelta(hours=1)
         results: list[Any] = []
         errors: list[BaseException] = []
@@ -191,8 +163,7 @@ class TestConcurrentRuns:
 
 class TestPermanence:
     def test_a_window_over_max_window_fails_at_once(self, simulator, monkeypatch):
-        conn = {"conn_type": "qradar", "host": "127.0.0.1", "port": 9, "extra": {"protocol": "tcp"}}
-        monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))
+        monkeypatch.setenv(QRADAR_CONN_VAR, qradar_connection(9))
         too_long = operator(window_start=(HOUR - timedelta(days=2)).isoformat(), window_end=HOUR.isoformat())
         with pytest.raises(AirflowFailException, match="longer than max_window"):
             too_long.execute({"task_state_store": DictStore()})

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from sandbox.airflow_stack import AirflowHome
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, atlassian_connection
 
 API_KEY = "cli-test-key-SHOULD-NOT-APPEAR"
 
 
 def with_connection(home: AirflowHome, base_url: str, password: str) -> AirflowHome:
-    conn = {"conn_type": "atlassian_admin", "host": base_url, "login": "org-cli", "password": password}
-    return replace(home, extra_env={"AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT": json.dumps(conn)})
+    return replace(home, extra_env={ATLASSIAN_CONN_VAR: atlassian_connection(base_url, "org-cli", password)})
 
 
 class TestAirflowCli:

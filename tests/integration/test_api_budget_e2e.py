@@ -9,7 +9,6 @@ dependencies, shown by the UI and by the REST API, name the missing pool).
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -20,6 +19,7 @@ import pytest
 from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import AirflowHome, airflow_services
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.receivers import SyslogNg, require_syslog_ng
 
 pytestmark = pytest.mark.airflow_e2e
@@ -58,14 +58,10 @@ def test_catchup_backfill_and_a_second_dag_share_one_budget(tmp_path: Path) -> N
         env = {
             "BUDGET_TEST_START": start.isoformat(),
             "ATLASSIAN_QRADAR_SETTLE_MINUTES": "0",
-            "AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT": json.dumps(
-                {"conn_type": "atlassian_admin", "host": sim.base_url, "login": ORG, "password": API_KEY}
-            ),
+            ATLASSIAN_CONN_VAR: atlassian_connection(sim.base_url, ORG, API_KEY),
         }
         for name, receiver in (("A", receiver_a), ("B", receiver_b)):
-            env[f"AIRFLOW_CONN_QRADAR_{name}"] = json.dumps(
-                {"conn_type": "qradar", "host": "127.0.0.1", "port": receiver.port, "extra": {"protocol": "tcp"}}
-            )
+            env[f"AIRFLOW_CONN_QRADAR_{name}"] = qradar_connection(receiver.port)
         home = AirflowHome(tmp_path / "airflow-home", extra_env=env, dags_folder=Path(__file__).parent / "budget_dags")
         home.migrate()
         home.cli("pools", "set", "atlassian_api_test", "4", "one Atlassian organization's API budget")

@@ -16,6 +16,7 @@ from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
 from airflow_provider_atlassian_qradar.hooks.atlassian import AtlassianAuditLogHook
 from airflow_provider_atlassian_qradar.windows import parse_timestamp_ms, to_epoch_ms
 from sandbox.atlassian_sim import SimulatorConfig, generate_events, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, atlassian_connection
 
 API_KEY = "sim-key-DO-NOT-LEAK-0123456789"
 ORG = "org-sim-1"
@@ -25,10 +26,8 @@ HOUR = (datetime.now(timezone.utc) - timedelta(days=2)).replace(minute=0, second
 
 def connect(monkeypatch, base_url: str, **extra) -> None:
     """Point the default Atlassian connection at the simulator, unpaced unless asked."""
-    conn_extra = {"stream_requests_per_minute": 0, "events_requests_per_minute": 0, "max_retries": 6}
-    conn_extra.update(extra)
-    conn = {"conn_type": "atlassian_admin", "host": base_url, "login": ORG, "password": API_KEY, "extra": conn_extra}
-    monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
+    conn_extra = {"stream_requests_per_minute": 0, "events_requests_per_minute": 0, "max_retries": 6, **extra}
+    monkeypatch.setenv(ATLASSIAN_CONN_VAR, atlassian_connection(base_url, ORG, API_KEY, **conn_extra))
 
 
 _CLOCK = {"value": "time"}

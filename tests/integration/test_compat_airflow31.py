@@ -7,7 +7,6 @@ this also exercises the "no checkpoint, re-send the window" path.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import REPO_ROOT
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.receivers import SyslogNg, require_syslog_ng
 
 pytestmark = pytest.mark.airflow_e2e
@@ -95,12 +95,8 @@ class TestAirflow31Compatibility:
         )
         with run_in_thread(config) as sim, SyslogNg(tmp_path, "tcp") as receiver:
             extra = {
-                "AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT": json.dumps(
-                    {"conn_type": "atlassian_admin", "host": sim.base_url, "login": "org-31", "password": API_KEY}
-                ),
-                "AIRFLOW_CONN_QRADAR_DEFAULT": json.dumps(
-                    {"conn_type": "qradar", "host": "127.0.0.1", "port": receiver.port, "extra": {"protocol": "tcp"}}
-                ),
+                ATLASSIAN_CONN_VAR: atlassian_connection(sim.base_url, "org-31", API_KEY),
+                QRADAR_CONN_VAR: qradar_connection(receiver.port),
                 "ATLASSIAN_QRADAR_START_DATE": (hour - timedelta(days=1)).isoformat(),
             }
             env = _env(tmp_path / "home", extra)

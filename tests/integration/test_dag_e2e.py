@@ -22,6 +22,7 @@ from airflow_provider_atlassian_qradar.leef import parse_leef
 from airflow_provider_atlassian_qradar.windows import parse_timestamp_ms, to_epoch_ms
 from sandbox.airflow_stack import AirflowHome, airflow_services
 from sandbox.atlassian_sim import SimulatorConfig, generate_events, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.receivers import SyslogNg, require_syslog_ng
 
 pytestmark = pytest.mark.airflow_e2e
@@ -44,16 +45,11 @@ def received_ids(lines: list[str]) -> Counter[str]:
 
 
 def connections(sim_url: str, receiver_port: int, page_size: int | None = None, **qradar_extra) -> dict[str, str]:
-    extra = {"protocol": "tcp", "log_source_identifier": "Atlassian-AuditLogs"}
-    extra.update(qradar_extra)
-    atlassian = {"conn_type": "atlassian_admin", "host": sim_url, "login": ORG, "password": API_KEY}
-    if page_size:
-        atlassian["extra"] = {"page_size": page_size}
+    extra = {"protocol": "tcp", "log_source_identifier": "Atlassian-AuditLogs", **qradar_extra}
+    atlassian_extra = {"page_size": page_size} if page_size else {}
     return {
-        "AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT": json.dumps(atlassian),
-        "AIRFLOW_CONN_QRADAR_DEFAULT": json.dumps(
-            {"conn_type": "qradar", "host": "127.0.0.1", "port": receiver_port, "extra": extra}
-        ),
+        ATLASSIAN_CONN_VAR: atlassian_connection(sim_url, ORG, API_KEY, **atlassian_extra),
+        QRADAR_CONN_VAR: qradar_connection(receiver_port, **extra),
     }
 
 

@@ -21,6 +21,7 @@ import pytest
 from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import AirflowHome, airflow_services
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.connections import atlassian_connection, qradar_connection
 from sandbox.receivers import SyslogNg, require_syslog_ng
 
 pytestmark = pytest.mark.airflow_e2e
@@ -78,17 +79,8 @@ def test_long_tail_events_are_delivered_once_by_reconciliation(tmp_path: Path) -
         receivers = {"time": receiver_time, "processed": receiver_processed}
         env = {"LATE_TEST_START": first.isoformat()}
         for clock in sims:
-            env[f"AIRFLOW_CONN_ATLASSIAN_{clock.upper()}"] = json.dumps(
-                {"conn_type": "atlassian_admin", "host": sims[clock].base_url, "login": ORG, "password": API_KEY}
-            )
-            env[f"AIRFLOW_CONN_QRADAR_{clock.upper()}"] = json.dumps(
-                {
-                    "conn_type": "qradar",
-                    "host": "127.0.0.1",
-                    "port": receivers[clock].port,
-                    "extra": {"protocol": "tcp"},
-                }
-            )
+            env[f"AIRFLOW_CONN_ATLASSIAN_{clock.upper()}"] = atlassian_connection(sims[clock].base_url, ORG, API_KEY)
+            env[f"AIRFLOW_CONN_QRADAR_{clock.upper()}"] = qradar_connection(receivers[clock].port)
         home = AirflowHome(tmp_path / "airflow-home", extra_env=env, dags_folder=Path(__file__).parent / "late_dags")
         home.migrate()
         with airflow_services(home) as airflow:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from sandbox.connections import QRADAR_CONN_VAR, qradar_connection
 from sandbox.receivers import SyslogNg, require_syslog_ng
 
 
@@ -13,11 +12,5 @@ from sandbox.receivers import SyslogNg, require_syslog_ng
 def syslog_ng(tmp_path, monkeypatch):
     require_syslog_ng()
     with SyslogNg(tmp_path, "tcp") as receiver:
-        conn = {
-            "conn_type": "qradar",
-            "host": "127.0.0.1",
-            "port": receiver.port,
-            "extra": {"protocol": "tcp", "batch_size": 100, "max_reconnects": 2},
-        }
-        monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))
+        monkeypatch.setenv(QRADAR_CONN_VAR, qradar_connection(receiver.port, batch_size=100, max_reconnects=2))
         yield receiver

@@ -20,29 +20,13 @@ from airflow_provider_atlassian_qradar.leef import parse_leef
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from airflow_provider_atlassian_qradar.transfers.checkpoint import CHECKPOINT_KEY
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.receivers import SyslogNg, generate_certs, require_syslog_ng
+from sandbox.state_store import DictStore
 
 API_KEY = "operator-test-key-NEVER-LOGGED"
 ORG = "org-op"
 HOUR = (datetime.now(timezone.utc) - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
-
-
-class DictStore:
-    """The task state store's interface (get/set/delete), kept in a dict, recording every write."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.writes = 0
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.values[key] = json.loads(json.dumps(value))  # what the real store can hold
-        self.writes += 1
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
 
 
 def received_ids(lines: list[str]) -> Counter[str]:
@@ -55,14 +39,8 @@ def received_ids(lines: list[str]) -> Counter[str]:
 
 def use_simulator(monkeypatch: pytest.MonkeyPatch, sim: Any) -> None:
     """Point the default Atlassian connection at a running simulator (no client-side pacing, 200-event pages)."""
-    conn = {
-        "conn_type": "atlassian_admin",
-        "host": sim.base_url,
-        "login": ORG,
-        "password": API_KEY,
-        "extra": {"stream_requests_per_minute": 0, "page_size": 200},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(conn))
+    conn = atlassian_connection(sim.base_url, ORG, API_KEY, stream_requests_per_minute=0, page_size=200)
+    monkeypatch.setenv(ATLASSIAN_CONN_VAR, conn)
 
 
 @pytest.fixture
@@ -114,8 +92,7 @@ class TestAtlassianAuditLogToQRadarOperatorValidation:
         assert simulator.requests == []
 
     def test_unknown_protocol_fails_before_any_request(self, simulator, monkeypatch):
-        conn = {"conn_type": "qradar", "host": "127.0.0.1", "port": 1, "extra": {"protocol": "carrier-pigeon"}}
-        monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))
+        monkeypatch.setenv(QRADAR_CONN_VAR, qradar_connection(1, "carrier-pigeon"))
         with pytest.raises(AirflowFailException, match="carrier-pigeon"):
             operator().execute({})
         assert simulator.requests == []
@@ -321,8 +298,7 @@ class TestAtlassianAuditLogToQRadarOperatorPermanentErrors:
         require_syslog_ng()
         certs = generate_certs(tmp_path / "certs")
         with SyslogNg(tmp_path, "tls", tls_cert=certs.server_cert, tls_key=certs.server_key) as receiver:
-            conn = {"conn_type": "qradar", "host": "127.0.0.1", "port": receiver.port, "extra": {"protocol": "tls"}}
-            monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(conn))  # no ca_cert: untrusted
+            monkeypatch.setenv(QRADAR_CONN_VAR, qradar_connection(receiver.port, "tls"))  # no ca_cert: untrusted
             with pytest.raises(AirflowFailException, match="Set ca_cert"):
                 operator().execute({"task_state_store": DictStore()})
 

@@ -6,7 +6,6 @@ and a real syslog-ng; once with /event-actions answering and once with it refuse
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from airflow_provider_atlassian_qradar.leef import parse_leef
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.receivers import SyslogNg, require_syslog_ng
 
 API_KEY = "categories-test-key"
@@ -49,11 +49,10 @@ def pipeline(tmp_path, monkeypatch):
         stream_requests_per_minute=0,
     )
     with run_in_thread(config) as sim, SyslogNg(tmp_path, "tcp") as receiver:
-        atlassian = {"conn_type": "atlassian_admin", "host": sim.base_url, "login": ORG, "password": API_KEY}
-        atlassian["extra"] = {"stream_requests_per_minute": 0}
-        qradar = {"conn_type": "qradar", "host": "127.0.0.1", "port": receiver.port, "extra": {"protocol": "tcp"}}
-        monkeypatch.setenv("AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT", json.dumps(atlassian))
-        monkeypatch.setenv("AIRFLOW_CONN_QRADAR_DEFAULT", json.dumps(qradar))
+        monkeypatch.setenv(
+            ATLASSIAN_CONN_VAR, atlassian_connection(sim.base_url, ORG, API_KEY, stream_requests_per_minute=0)
+        )
+        monkeypatch.setenv(QRADAR_CONN_VAR, qradar_connection(receiver.port))
         yield sim, receiver
 
 
