@@ -53,8 +53,9 @@ exclusive), ``GET|POST /_sim/faults``, ``GET /_sim/stats``, ``POST /_sim/reset``
 
 from __future__ import annotations
 
+from sandbox.atlassian_sim.builder import ACTIONS, HOSTILE_STRINGS, PRODUCTS
 from sandbox.atlassian_sim.config import FILTER_CLOCKS, RATE_LIMIT_HEADER_MODES, Faults, SimulatorConfig
-from sandbox.atlassian_sim.generator import ACTIONS, HOSTILE_STRINGS, PRODUCTS, EventStore, generate_events
+from sandbox.atlassian_sim.generator import EventStore, generate_events
 from sandbox.atlassian_sim.server import RequestRecord, Simulator, run_in_thread
 
 __all__ = [
