@@ -29,10 +29,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import REPO_ROOT, AirflowHome, AirflowServices, airflow_services, free_port
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
 from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
+from sandbox.leef_parser import parse_leef
 from sandbox.receivers import SyslogNg
 from sandbox.receivers.line_receiver import LineReceiver
 

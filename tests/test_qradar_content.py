@@ -24,13 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from airflow_provider_atlassian_qradar import qradar_content
-from airflow_provider_atlassian_qradar.leef import (
-    ACTION_CATEGORIES,
-    DEFAULT_SEVERITY,
-    SCHEMA_KEYS,
-    LeefOptions,
-    parse_leef,
-)
+from airflow_provider_atlassian_qradar.leef import ACTION_CATEGORIES, DEFAULT_SEVERITY, SCHEMA_KEYS, LeefOptions
 from airflow_provider_atlassian_qradar.qradar_content import (
     LOG_SOURCE_TYPE_NAME,
     NORMALIZED_KEYS,
@@ -39,6 +33,7 @@ from airflow_provider_atlassian_qradar.qradar_content import (
     build_pack,
 )
 from sandbox.atlassian_sim import SimulatorConfig, generate_events
+from sandbox.leef_parser import parse_leef
 from sandbox.receivers import generate_certs
 
 TOKEN = "5f2c1d0e-qradar-token-NEVER-PRINTED"

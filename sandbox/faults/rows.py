@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_atlassian_qradar.atlassian_api.guard import SecretScrubber
-from airflow_provider_atlassian_qradar.leef import is_schema_key, parse_leef
+from airflow_provider_atlassian_qradar.leef import is_schema_key
 from sandbox.faults.scenarios import Scenario
+from sandbox.leef_parser import parse_leef
 
 
 @dataclass

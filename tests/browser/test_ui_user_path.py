@@ -30,9 +30,9 @@ from typing import Any
 import pytest
 
 from airflow_provider_atlassian_qradar import example_dag
-from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import AirflowHome, AirflowServices, airflow_services
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.leef_parser import parse_leef
 from sandbox.receivers import SyslogNg, require_syslog_ng
 
 pytestmark = [pytest.mark.browser_e2e, pytest.mark.airflow_e2e]

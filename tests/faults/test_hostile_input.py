@@ -14,12 +14,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_atlassian_qradar.leef import is_schema_key, parse_leef
+from airflow_provider_atlassian_qradar.leef import is_schema_key
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from sandbox.atlassian_sim import HOSTILE_STRINGS, SimulatorConfig, run_in_thread
 from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.faults.environment import ORG
 from sandbox.faults.runner import window_start
+from sandbox.leef_parser import parse_leef
 from sandbox.receivers import SyslogNg, require_syslog_ng
 from sandbox.state_store import DictStore
 

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_atlassian_qradar.leef import parse_leef
 from airflow_provider_atlassian_qradar.qradar_transport import QRadarDeliveryError
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from airflow_provider_atlassian_qradar.transfers.checkpoint import CHECKPOINT_KEY
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
 from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.faults.hostile_servers import StallingReceiver
+from sandbox.leef_parser import parse_leef
 from sandbox.state_store import DictStore
 
 API_KEY = "hostile-operator-key-NEVER-LOGGED"

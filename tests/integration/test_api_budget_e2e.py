@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import AirflowHome, airflow_services
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
 from sandbox.connections import ATLASSIAN_CONN_VAR, atlassian_connection, qradar_connection
+from sandbox.leef_parser import parse_leef
 from sandbox.receivers import SyslogNg, require_syslog_ng
 
 pytestmark = pytest.mark.airflow_e2e

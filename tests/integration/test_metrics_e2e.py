@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from airflow_provider_atlassian_qradar.leef import parse_leef
 from sandbox.airflow_stack import AirflowHome
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
+from sandbox.leef_parser import parse_leef
 from sandbox.receivers import SyslogNg, require_syslog_ng
 from tests.integration.test_dag_e2e import API_KEY, DAG_ID, NOW_HOUR, ORG, connections
 

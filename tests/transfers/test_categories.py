@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_atlassian_qradar.leef import parse_leef
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 from sandbox.atlassian_sim import SimulatorConfig, run_in_thread
 from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
+from sandbox.leef_parser import parse_leef
 from sandbox.receivers import SyslogNg, require_syslog_ng
 
 API_KEY = "categories-test-key"
