@@ -30,11 +30,6 @@ class Sent:
     truncated: int
 
 
-def is_truncated(line: str) -> bool:
-    """Whether the encoder cut this LEEF line to fit the frame budget (it then adds a ``truncated`` key)."""
-    return "\ttruncated=" in line
-
-
 class NewestProcessed:
     """The newest processedAt (epoch ms) among the events this task handed to QRadar."""
 
@@ -82,9 +77,8 @@ def send_batches(
                 settle(pending)
             records = []
             for event, time_ms in zip(batch.events, batch.times_ms, strict=True):
-                line = leef.format(event)
-                if is_truncated(line):
-                    truncated += 1
+                line, cut = leef.encode(event)
+                truncated += cut
                 records.append((line, time_ms))
             if records:
                 sender.send(records)
