@@ -269,7 +269,7 @@ HOT_PATHS = {
     "hook: HTTP GET (requests)": ("requests/sessions.py", "get"),
     "hook: json parse of pages": ("json/decoder.py", "raw_decode"),
     "hook: _accept per event (timestamps, dedupe)": ("atlassian_api/paging.py", "_accept"),
-    "encoder: LeefOptions.format": ("leef/options.py", "format"),
+    "encoder: LeefOptions.encode": ("leef/options.py", "encode"),
     "sender: send (framing + sendall)": ("qradar_transport/tcp.py", "send"),
     "sender: confirm (receipt per page)": ("qradar_transport/tcp.py", "confirm"),
 }

@@ -291,7 +291,7 @@ Fixed, measured before/after (table above):
    run). Each window now spaces its requests at 60/floor(share) s plus 2%: 0 x 429 since.
 
 Not closed: the ratio stays above 1.5x, and the profile says why. Fetch-only is HTTP + `json.loads` + dedupe
-(~30 us/event here). The pipeline adds LEEF encoding (`LeefOptions.format`: measure 1 puts it at ~0.5x a
+(~30 us/event here). The pipeline adds LEEF encoding (`LeefOptions.encode`: measure 1 puts it at ~0.5x a
 `json.loads` of the same event, already hand-unrolled), framing and `sendall` (a few us/event), and a third
 CPU-busy process on a 2-core machine: syslog-ng parsing and writing every line, while the fetch-only run has
 only the page server beside it. Encoding alone is ~0.5x of the anchor's dominant cost, so 1.5x would leave
