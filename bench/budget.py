@@ -15,7 +15,8 @@ DAGs built by ``build_audit_dag`` (settle 0, so no window waits) and a real sysl
 Wall time runs from the first backfill request (and unpause) to the last run finishing; the bound is the
 successful events-stream requests / 50 per minute. Every scenario checks every event exactly once per DAG.
 
-Run: ``python -m bench.budget [--quick] [--only overlap,low_volume,two_dags] [--api-slots 4]``.
+Run: ``python -m bench.budget [--quick] [--only overlap,low_volume,two_dags] [--api-slots N]``
+(default N: the factory's ``DEFAULT_API_SLOTS``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_atlassian_qradar.dag_factory import DEFAULT_API_SLOTS
 from bench.pipeline import API_KEY, ORG
 
 STREAM_LIMIT_PER_MINUTE = 50
@@ -294,7 +296,7 @@ def _met(result: dict[str, Any], target: float) -> bool:
 
 
 def run(
-    quick: bool = False, only: tuple[str, ...] = ("overlap", "low_volume", "two_dags"), slots: int = 4
+    quick: bool = False, only: tuple[str, ...] = ("overlap", "low_volume", "two_dags"), slots: int = DEFAULT_API_SLOTS
 ) -> dict[str, Any]:
     """Run the selected scenarios (``quick``: tiny sizes, a smoke run)."""
     results: dict[str, Any] = {"api_slots": slots}
@@ -312,7 +314,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="overlap,low_volume,two_dags")
-    parser.add_argument("--api-slots", type=int, default=4)
+    parser.add_argument("--api-slots", type=int, default=DEFAULT_API_SLOTS)
     parser.add_argument("--low-windows", type=int, default=None, help="override scenario 2's window count")
     args = parser.parse_args()
     only = tuple(part.strip() for part in args.only.split(",") if part.strip())

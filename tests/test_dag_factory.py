@@ -105,8 +105,8 @@ class TestApiBudget:
 
         monkeypatch.delenv("ATLASSIAN_QRADAR_API_POOL", raising=False)
         task = build_audit_dag().get_task("deliver_audit_events")
-        assert task.max_active_tis_per_dag == DEFAULT_API_SLOTS == 4
-        assert task.requests_per_minute == api_share() == {"events-stream": 12.5, "events": 2.5}
+        assert task.max_active_tis_per_dag == DEFAULT_API_SLOTS == 10
+        assert task.requests_per_minute == api_share() == {"events-stream": 5.0, "events": 1.0}
         assert task.pool == "default_pool"
 
     def test_a_pool_shares_the_budget_with_other_dags(self, monkeypatch):

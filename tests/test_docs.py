@@ -57,3 +57,16 @@ def test_readme_operator_example_is_the_file_the_dag_test_runs():
 
     assert without_archive(block) == without_archive(code)
     assert 'archive_path="file:///var/lib/audit-archive"' in block
+
+
+def test_readme_layout_diagram_matches_the_folders():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    diagram = readme.split("<!-- layout:", 1)[1].split("```", 2)[1]
+    named = set(re.findall(r"([a-z_]+)/", diagram))
+    package = REPO / "airflow_provider_atlassian_qradar"
+    subpackages = {path.parent.name for path in package.glob("*/__init__.py")}
+    assert subpackages <= named, f"package folders missing from the README diagram: {subpackages - named}"
+    for folder in named:
+        assert (package / folder).is_dir() or (REPO / folder).is_dir(), f"the README diagram names {folder}/"
+    for module in re.findall(r"([a-z_/]+\.py)", diagram):
+        assert (package / module).is_file() or (REPO / module).is_file(), f"the README diagram names {module}"

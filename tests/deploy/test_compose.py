@@ -138,8 +138,8 @@ class TestComposeServices:
 
     def test_init_creates_the_api_pool_the_dag_uses(self, services):
         script = services["airflow-init"]["command"][1]
-        assert 'airflow pools set "$${ATLASSIAN_QRADAR_API_POOL}" 4' in script or (
-            'airflow pools set "${ATLASSIAN_QRADAR_API_POOL}" 4' in script
+        assert 'airflow pools set "$${ATLASSIAN_QRADAR_API_POOL}" 10' in script or (
+            'airflow pools set "${ATLASSIAN_QRADAR_API_POOL}" 10' in script
         )
         worker = services["airflow-worker"]["environment"]
         assert worker["ATLASSIAN_QRADAR_API_POOL"] == "${ATLASSIAN_QRADAR_API_POOL:-atlassian_api}"
