@@ -7,14 +7,9 @@ try:
 except ImportError:  # Airflow 3.1
     from airflow.exceptions import AirflowFailException  # type: ignore[no-redef]
 
-from airflow_provider_atlassian_qradar.atlassian_api import AtlassianApiError
-
 __all__ = ["AirflowFailException", "is_permanent"]
 
 
 def is_permanent(err: Exception) -> bool:
     """Whether retrying cannot help: the Atlassian and QRadar error types both say so in ``permanent``."""
-    permanent = getattr(err, "permanent", None)
-    if permanent is None and isinstance(err, AtlassianApiError):
-        return err.status in (400, 401, 403, 404)  # the rule AtlassianApiError applies when not told
-    return bool(permanent)
+    return bool(getattr(err, "permanent", False))
