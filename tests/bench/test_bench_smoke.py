@@ -11,6 +11,7 @@ import math
 
 import pytest
 
+from airflow_provider_atlassian_qradar.dag_factory import DEFAULT_API_SLOTS
 from bench import __main__ as bench_main
 from bench import api_efficiency, pipeline
 from sandbox.receivers import require_syslog_ng
@@ -60,7 +61,7 @@ class TestQuickRun:
         assert {size: row["ours_requests"] for size, row in by_size.items()} == {0: 1, 100: 1, 1000: 6}
         assert {size: row["connector_requests"] for size, row in by_size.items()} == {0: 1, 100: 2, 1000: 11}
         concurrency = api["default_concurrency"]
-        assert concurrency["windows"] == 4 and concurrency["events_read"] == 4 * 500
+        assert concurrency["windows"] == DEFAULT_API_SLOTS and concurrency["events_read"] == DEFAULT_API_SLOTS * 500
 
     def test_report_has_a_table_row_per_figure(self, quick_report):
         _, _, markdown = quick_report
