@@ -17,9 +17,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import requests
 
 from airflow_provider_atlassian_qradar.windows import parse_timestamp_ms, to_epoch_ms
-from sandbox.airflow_stack import AirflowHome, airflow_services
+from sandbox.airflow_stack import AirflowHome, AirflowServices, airflow_services
 from sandbox.atlassian_sim import SimulatorConfig, generate_events, run_in_thread
 from sandbox.connections import ATLASSIAN_CONN_VAR, QRADAR_CONN_VAR, atlassian_connection, qradar_connection
 from sandbox.leef_parser import parse_leef
@@ -234,7 +235,9 @@ class TestScheduler:
                 airflow.create_backfill(
                     DAG_ID, big_window.isoformat(), big_window.isoformat(), max_active_runs=1, reprocess_behavior="none"
                 )
-                outage = threading.Thread(target=_outage_after_pages, args=(sim, syslog_ng, before, 3))
+                outage = threading.Thread(
+                    target=_outage_after_pages, args=(sim, syslog_ng, before, 3, airflow, big_window)
+                )
                 outage.start()
                 runs = airflow.wait_for_runs(DAG_ID, 25, timeout=700, restart_stalled_scheduler_after=120)
                 outage.join()
@@ -261,8 +264,14 @@ class TestScheduler:
         assert sum(got.values()) - len(truth) <= 200, "more than one page delivered twice"
 
 
-def _outage_after_pages(sim, receiver: SyslogNg, requests_before: int, pages: int) -> None:
-    """Stop the receiver once the task has read a few pages; start it again after the task gave up."""
+def _outage_after_pages(
+    sim, receiver: SyslogNg, requests_before: int, pages: int, airflow: AirflowServices, window: datetime
+) -> None:
+    """Stop the receiver once the task has read a few pages; start it again once the first try has ended.
+
+    The end is observed, not timed: with paced requests (one every 60 / (50 / api_slots) s) a fixed outage
+    shorter than the pacing interval can fall between two deliveries and fail nothing.
+    """
     deadline = time.monotonic() + 300
     while (
         time.monotonic() < deadline
@@ -270,5 +279,19 @@ def _outage_after_pages(sim, receiver: SyslogNg, requests_before: int, pages: in
     ):
         time.sleep(0.05)
     receiver.stop()
-    time.sleep(8)
-    receiver.start()
+    try:
+        deadline = time.monotonic() + 300
+        hour = window.strftime("%Y-%m-%dT%H")
+        while time.monotonic() < deadline:
+            try:
+                run = next((r for r in airflow.dag_runs(DAG_ID) if r["data_interval_start"].startswith(hour)), None)
+                ti = run and airflow.api(
+                    "GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/deliver_audit_events"
+                )
+            except (RuntimeError, requests.RequestException):  # SQLite busy under the scheduler: ask again
+                ti = None
+            if ti and (ti["try_number"] >= 2 or ti["state"] in ("up_for_retry", "failed")):
+                return
+            time.sleep(1)
+    finally:
+        receiver.start()
