@@ -39,7 +39,8 @@ except ImportError:  # Airflow 3.1 keeps them in core only
         DeltaDataIntervalTimetable,
     )
 
-from airflow_provider_atlassian_qradar.atlassian_api import DEFAULT_REQUESTS_PER_MINUTE
+from airflow_provider_atlassian_qradar.atlassian_api import DEFAULT_REQUESTS_PER_MINUTE, EVENTS, STREAM
+from airflow_provider_atlassian_qradar.atlassian_api.filters import FilterArguments
 from airflow_provider_atlassian_qradar.transfers.atlassian_to_qradar import AtlassianAuditLogToQRadarOperator
 
 DEFAULT_START_DATE = "2026-11-01T00:00:00+00:00"
@@ -159,6 +160,22 @@ def api_share(budget: Mapping[str, float] | None = None, slots: int = DEFAULT_AP
     return {path: rpm / slots for path, rpm in total.items()}
 
 
+_FILTER_NAMES = tuple(FilterArguments.__annotations__)
+
+
+def _check_slots_fit_the_budget(slots: int, budget: Mapping[str, float], *, filtered: bool) -> None:
+    """Refuse more slots than the path's requests a minute: a share under one a minute cannot keep a 60 s span
+    of all slots together inside the limit (each slot may put its one request in the same minute)."""
+    path = EVENTS if filtered else STREAM
+    limit = {**DEFAULT_REQUESTS_PER_MINUTE, **budget}[path]
+    if limit > 0 and slots > limit:
+        reason = " (a filter is set, so windows are read from /events)" if filtered else ""
+        raise DagSettingsError(
+            f"api_slots={slots} is more than the {limit:g} requests a minute allowed on /{path}{reason}: each slot "
+            f"needs at least one a minute; use api_slots <= {math.floor(limit)}"
+        )
+
+
 def build_audit_dag(
     dag_id: str = "atlassian_audit_to_qradar",
     *,
@@ -167,7 +184,7 @@ def build_audit_dag(
     start_date: datetime | None = None,
     schedule_timezone: str | None = None,
     settle: timedelta | None = None,
-    max_active_runs: int = DEFAULT_MAX_ACTIVE_RUNS,
+    max_active_runs: int | None = None,
     api_slots: int = DEFAULT_API_SLOTS,
     api_pool: str | None = None,
     catchup: bool = True,
@@ -189,7 +206,8 @@ def build_audit_dag(
     :param start_date: first window start; default ``ATLASSIAN_QRADAR_START_DATE`` or 2026-11-01 UTC.
     :param schedule_timezone: IANA zone of the hourly schedule; default ``ATLASSIAN_QRADAR_TIMEZONE`` or UTC.
     :param settle: wait after each window end; default ``ATLASSIAN_QRADAR_SETTLE_MINUTES`` or 15 minutes.
-    :param max_active_runs: runs active at once (their tasks wait for an API slot).
+    :param max_active_runs: runs active at once (their tasks wait for an API slot); default 16 or twice ``api_slots``
+        if that is more, so a run is ready whenever a slot frees.
     :param api_slots: tasks that read the API at once across all runs of this DAG (``max_active_tis_per_dag``);
         each paces at ``budget / api_slots``.
     :param api_pool: an Airflow pool the task runs in, to share one organization's budget with other DAGs (and
@@ -236,6 +254,7 @@ def build_audit_dag(
     if api_slots < 1:
         raise DagSettingsError(f"api_slots={api_slots} must be at least 1")
     share = api_share(budget, api_slots)
+    active_runs = max_active_runs if max_active_runs is not None else max(DEFAULT_MAX_ACTIVE_RUNS, 2 * api_slots)
     pool = api_pool or _env("ATLASSIAN_QRADAR_API_POOL", "") or None
     alarm_span = (
         silence_after
@@ -256,12 +275,13 @@ def build_audit_dag(
         # ("{{ conn.x.password }}" must not expand, "tag {{" must not fail the task).
         task_kwargs["query"] = literal(_env("ATLASSIAN_QRADAR_QUERY", ""))
     task_kwargs.update(operator_kwargs or {})
+    _check_slots_fit_the_budget(api_slots, budget, filtered=any(task_kwargs.get(name) for name in _FILTER_NAMES))
     doc = DOC_MD.format(
         atlassian_conn_id=atlassian_conn_id,
         qradar_conn_id=qradar_conn_id,
         settle_minutes=round(settle_window.total_seconds() / 60),
         start_date=first_window.isoformat(),
-        max_active_runs=max_active_runs,
+        max_active_runs=active_runs,
         api_slots=api_slots,
         pool_text=f"and other DAGs in pool `{pool}`" if pool else "one DAG; a pool shares it with other DAGs",
         execution_timeout=task_timeout,
@@ -279,8 +299,8 @@ def build_audit_dag(
         ),
         start_date=first_window,
         catchup=catchup,
-        max_active_runs=max_active_runs,
-        max_active_tasks=max_active_runs,
+        max_active_runs=active_runs,
+        max_active_tasks=active_runs,
         doc_md=doc,
         tags=tags or ["atlassian", "qradar", "audit-log", "siem"],
         default_args={

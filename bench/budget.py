@@ -84,8 +84,12 @@ def _scenario(
         receivers = {name: stack.enter_context(SyslogNg(directory / name, "tcp")) for name in dags}
         dags_folder = directory / "dags"
         dags_folder.mkdir()
+        slots = pool_slots or sum(int(settings["slots"]) for settings in dags.values())
         env = {
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url("postgresql+psycopg2"),
+            # Airflow's default (32), or more when the slots need it: with fewer task processes than API slots,
+            # slots sit queued and the budget goes unused (as docs/deployment.md tells users).
+            "AIRFLOW__CORE__PARALLELISM": str(max(32, slots)),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "ATLASSIAN_QRADAR_SETTLE_MINUTES": "0",
             "AIRFLOW_CONN_ATLASSIAN_ADMIN_DEFAULT": json.dumps(
@@ -110,7 +114,7 @@ def _scenario(
             airflow.api("PATCH", f"/api/v2/dags/{name}", json={"is_paused": False})
         for name, (low, high) in backfills.items():
             airflow.create_backfill(
-                name, low.isoformat(), high.isoformat(), max_active_runs=16, reprocess_behavior="none"
+                name, low.isoformat(), high.isoformat(), max_active_runs=max(16, 2 * slots), reprocess_behavior="none"
             )
         wanted = {name: sum(round((high - low) / timedelta(hours=1)) for low, high in expected[name]) for name in dags}
         deadline = time.monotonic() + 3600

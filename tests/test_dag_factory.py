@@ -120,6 +120,30 @@ class TestApiBudget:
         explicit = build_audit_dag(api_pool="org_b_api").get_task("deliver_audit_events")
         assert explicit.pool == "org_b_api"
 
+    def test_runs_default_to_enough_for_every_slot(self):
+        from airflow_provider_atlassian_qradar.dag_factory import build_audit_dag
+
+        assert build_audit_dag().max_active_runs == 20
+        many = build_audit_dag(api_slots=25)
+        assert many.max_active_runs == 50 and many.get_task("deliver_audit_events").max_active_tis_per_dag == 25
+        assert many.get_task("deliver_audit_events").requests_per_minute["events-stream"] == 2.0
+        assert build_audit_dag(api_slots=25, max_active_runs=4).max_active_runs == 4
+
+    def test_more_slots_than_the_path_allows_a_minute_is_refused(self, monkeypatch):
+        from airflow_provider_atlassian_qradar.dag_factory import DagSettingsError, build_audit_dag
+
+        monkeypatch.delenv("ATLASSIAN_QRADAR_QUERY", raising=False)
+        with pytest.raises(DagSettingsError, match=r"api_slots=51 .* 50 requests a minute allowed on /events-stream"):
+            build_audit_dag(api_slots=51)
+        build_audit_dag(api_slots=50)
+        # A filter reads /events, limited to 10 a minute: 25 slots would put up to 25 requests in one minute.
+        with pytest.raises(DagSettingsError, match=r"filter is set.*api_slots <= 10"):
+            build_audit_dag(api_slots=25, operator_kwargs={"product": ["jira"]})
+        monkeypatch.setenv("ATLASSIAN_QRADAR_QUERY", "login")
+        with pytest.raises(DagSettingsError, match="api_slots <= 10"):
+            build_audit_dag(api_slots=11)
+        build_audit_dag(api_slots=10)
+
     def test_zero_slots_is_refused(self):
         from airflow_provider_atlassian_qradar.dag_factory import DagSettingsError, build_audit_dag
 

@@ -49,9 +49,11 @@ class RequestPacer:
         # The server counts requests in any 60 s; evenly spaced requests at exactly 60/p s can put ceil(p) of
         # them in one such span (13 for a 12.5 share). Spacing at 60/floor(p), plus 2% for timing jitter,
         # keeps every span at floor(p) or fewer, so the shares of parallel windows never add up past the limit.
+        # A share under one a minute (more slots than the path's limit) gets its true spacing, 60/p s.
         if self.per_minute <= 0:
             return 0.0
-        return 60.0 / max(1, math.floor(self.per_minute)) * 1.02
+        whole = math.floor(self.per_minute) if self.per_minute >= 1 else self.per_minute
+        return 60.0 / whole * 1.02
 
     def wait(self) -> float:
         """Sleep until the next request is allowed; return the seconds slept."""

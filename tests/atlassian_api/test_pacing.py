@@ -34,7 +34,7 @@ class TestRequestPacer:
         assert pacer.wait() == pytest.approx(3.1)
         assert clock[0] - 1000.0 == pytest.approx(5.1)
 
-    @pytest.mark.parametrize("share", [12.5, 12, 50, 10, 2.5, 1])
+    @pytest.mark.parametrize("share", [12.5, 12, 50, 10, 2.5, 1, 0.4])
     def test_no_60_second_span_holds_more_than_the_whole_share(self, clock, share):
         pacer = RequestPacer(per_minute=share)
         sent = []
@@ -44,7 +44,7 @@ class TestRequestPacer:
         busiest = max(sum(1 for t in sent if start <= t < start + 60) for start in sent)
         assert busiest <= int(share) or (share < 1 and busiest == 1)
 
-    @pytest.mark.parametrize("slots", [4, 5, 10])
+    @pytest.mark.parametrize("slots", [4, 5, 10, 25, 50])
     def test_tasks_taking_freed_slots_never_exceed_the_budget(self, clock, slots):
         """Each slot runs task after task (random start-up, 1-3 requests, random work, random scheduling gap),
         each task pacing from its own start with no hold at its end: no 60 s span exceeds the budget."""
@@ -65,6 +65,11 @@ class TestRequestPacer:
         busiest = max(sum(1 for t in sent if start <= t < start + 60) for start in sent)
         assert busiest <= 50
         assert busiest >= 30  # and the slots together do use much of it (start-ups of up to 30 s included)
+
+    def test_a_share_under_one_a_minute_keeps_its_true_spacing(self, clock):
+        pacer = RequestPacer(per_minute=0.4, claimed_at=clock[0] - 1000)  # 25 slots of a 10/min path
+        pacer.wait()
+        assert pacer.wait() == pytest.approx(153.0)
 
     def test_idle_time_is_not_banked_into_a_burst(self, clock):
         pacer = RequestPacer(per_minute=12)
