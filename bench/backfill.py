@@ -83,6 +83,8 @@ def run(
                 ),
                 # Catchup has nothing to do (the DAG starts tomorrow, even if the hour turns); history is backfilled.
                 "ATLASSIAN_QRADAR_START_DATE": (now_hour + timedelta(days=1)).isoformat(),
+                # Airflow's default: the sandbox's 8 task processes would leave 2 of the DAG's 10 API slots idle.
+                "AIRFLOW__CORE__PARALLELISM": "32",
                 **database_env,
             }
             home = AirflowHome(directory / "airflow-home", extra_env=env)
